@@ -1,0 +1,47 @@
+# Two commands: `make run` and `make test`. Both set up .venv first (idempotent).
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+KEDRO := $(VENV)/bin/kedro
+STAMP := $(VENV)/.setup-stamp
+export KEDRO_DISABLE_TELEMETRY := 1
+export MPLBACKEND := Agg
+
+.PHONY: setup run test lint bench viz package clean-data
+
+setup: $(STAMP)
+
+# Re-installs only when the dependency declarations change.
+$(STAMP): pyproject.toml requirements/constraints.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# Pinned first: a range would pull a multi-GB CUDA build of torch.
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -c requirements/constraints.txt -e ".[pipelines,viz,test]"
+	touch $(STAMP)
+
+run: setup
+	$(KEDRO) run
+
+test: setup
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+
+bench: setup
+	$(PY) -m benchmarks
+
+# kedro-viz writes ./build, which setuptools uses too: move it out of the way.
+viz: setup
+	rm -rf build data/08_reporting/kedro_viz
+	$(KEDRO) viz build --include-previews
+	mv build data/08_reporting/kedro_viz
+	@echo "Open data/08_reporting/kedro_viz/index.html (or serve it: python -m http.server -d data/08_reporting/kedro_viz)"
+
+package: setup
+	rm -rf build dist
+	$(KEDRO) package
+	rm -rf build

@@ -1,0 +1,90 @@
+"""A throw-away copy of the project's configuration over another data folder.
+
+Tests and benchmarks run the real pipelines, catalog and hooks through a ``KedroSession``
+whose ``conf_source`` is a copy of ``conf/base`` with every ``data/...`` path moved under
+``root`` and parameters overridden (deep-merged) in ``conf/local/parameters.yml``.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _relocate(node: Any, data_root: Path) -> Any:
+    """Move every ``data/...`` path of a config tree under ``data_root``."""
+    if isinstance(node, dict):
+        return {k: _relocate(v, data_root) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_relocate(v, data_root) for v in node]
+    if isinstance(node, str) and node.startswith("data/"):
+        return str(data_root / node)
+    return node
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """``override`` merged into ``base``, recursively for nested dicts."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+class ScratchProject:
+    """The project's conf copied to ``root/conf`` over ``root/data``, with a runner."""
+
+    def __init__(
+        self, root: Path, params: dict[str, Any] | None = None, create: bool = True
+    ) -> None:
+        self.root = Path(root)
+        self.conf = self.root / "conf"
+        if not create:  # attach to a scratch project made earlier
+            return
+        shutil.copytree(REPO / "conf" / "base", self.conf / "base")
+        (self.conf / "local").mkdir()
+        for name in ("catalog.yml", "globals.yml"):
+            path = self.conf / "base" / name
+            path.write_text(yaml.safe_dump(_relocate(yaml.safe_load(path.read_text()), self.root)))
+        self.set_params(params or {})
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    def set_params(self, params: dict[str, Any]) -> None:
+        """Override parameters (deep-merged) in ``conf/local/parameters.yml``."""
+        path = self.conf / "local" / "parameters.yml"
+        current = yaml.safe_load(path.read_text()) if path.exists() else {}
+        path.write_text(yaml.safe_dump(deep_merge(current or {}, params)))
+
+    def _session(self) -> Any:
+        from kedro.framework.session import KedroSession
+        from kedro.framework.startup import bootstrap_project
+
+        bootstrap_project(REPO)
+        return KedroSession.create(project_path=REPO, conf_source=str(self.conf))
+
+    def run(self, *pipelines: str, **kwargs: Any) -> None:
+        """Run pipelines by name (all of ``__default__`` when none is given)."""
+        with self._session() as session:
+            session.run(pipeline_names=list(pipelines) or None, **kwargs)
+
+    def catalog(self) -> Any:
+        with self._session() as session:
+            return session.load_context().catalog
+
+    def load(self, name: str) -> Any:
+        return self.catalog().load(name)
+
+    def versions(self, name: str) -> list[str]:
+        """Saved versions of a versioned dataset (folder names), sorted."""
+        path = Path(self.catalog().get(name)._filepath)
+        return sorted(p.name for p in path.iterdir()) if path.is_dir() else []

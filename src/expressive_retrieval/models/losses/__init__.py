@@ -1,0 +1,7 @@
+"""Training objectives of the expressive models, one per file."""
+
+from expressive_retrieval.models.losses.aspect_regression_loss import AspectRegressionLoss
+from expressive_retrieval.models.losses.listwise_ranking_loss import ListwiseRankingLoss
+from expressive_retrieval.models.losses.proxy_prediction_loss import ProxyPredictionLoss
+
+__all__ = ["AspectRegressionLoss", "ListwiseRankingLoss", "ProxyPredictionLoss"]

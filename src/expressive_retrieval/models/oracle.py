@@ -1,0 +1,388 @@
+"""The oracle expressive scorer ``s(q, c, w) = Σ_a w_a · s_a(q, c)`` (DESIGN §5).
+
+Slow, pairwise and aspect-controllable: the quality reference and the distillation teacher.
+
+* ``encode`` (per clip, cacheable): per-(layer, dim) input standardisation fitted on
+  training clips, per-aspect layer routing of every segment, then a per-aspect
+  projection ``Linear_a → GELU → Linear_a`` to ``[A, S, H]``.
+* ``score_encoded`` (per pair): for every aspect, features that see both clips together —
+  |diff| and product of cross-segment statistics (mean, std and least-squares slope over
+  the ``S`` segments; a tempo drift or a phrase arc is only visible there) and soft
+  alignment of the query's segments over the candidate's and back (aligned dot products
+  and distances, computed from ``S×S`` Gram matrices so the per-pair cost stays small) —
+  then an MLP per aspect and a sigmoid: ``s_a ∈ [0, 1]``.
+* ``predict_proxies``: auxiliary linear head predicting each clip's standardised proxy
+  features from its own aspect's statistics, so aspect ``a``'s encoding must carry
+  aspect ``a``.
+
+Tracks are scored through their clips with ``config.track_aggregation`` (``max`` or
+``topk_mean`` over a track's best ``track_topk`` clips), as
+``expressive_retrieval.metrics.aggregate_to_tracks`` computes it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from expressive_retrieval.models.routing import AspectLinear, LayerRouting
+
+TRACK_AGGREGATIONS = ("max", "topk_mean")
+NUM_ALIGNMENT_FEATURES = 5
+_STD_EPS = 1e-5
+
+
+@dataclass
+class OracleConfig:
+    """Everything needed to rebuild an ``OracleScorer`` (saved as ``config.json``).
+
+    ``clip_proxy_features`` columns predicted by the auxiliary head are grouped by aspect in
+    ``aspects`` order, ``num_proxy_features[a]`` columns for aspect ``a`` (``None`` = none).
+    """
+
+    num_layers: int
+    dim: int
+    aspects: list[str]
+    clip_segments: int
+    layer_scores: list[list[float]]
+    default_weights: list[float]
+    hidden: int = 64
+    num_proxy_features: list[int] | None = None
+    track_aggregation: str = "topk_mean"
+    track_topk: int = 2
+    routing_temperature: float = 1.0
+
+    def __post_init__(self) -> None:
+        num_aspects = len(self.aspects)
+        if num_aspects == 0 or len(set(self.aspects)) != num_aspects:
+            raise ValueError(f"aspects must be non-empty and unique, got {self.aspects}")
+        if min(self.num_layers, self.dim, self.clip_segments, self.hidden) < 1:
+            raise ValueError("num_layers, dim, clip_segments and hidden must be >= 1")
+        if len(self.layer_scores) != num_aspects or any(
+            len(row) != self.num_layers for row in self.layer_scores
+        ):
+            raise ValueError(
+                f"layer_scores must be [A={num_aspects}][L={self.num_layers}], got "
+                f"{[len(row) for row in self.layer_scores]}"
+            )
+        weights = np.asarray(self.default_weights, dtype=np.float64)
+        if weights.shape != (num_aspects,) or not np.isfinite(weights).all():
+            raise ValueError(f"default_weights must be {num_aspects} finite floats")
+        if (weights < 0).any() or weights.sum() <= 0:
+            raise ValueError("default_weights must be non-negative with a positive sum")
+        if self.num_proxy_features is not None and (
+            len(self.num_proxy_features) != num_aspects or min(self.num_proxy_features) < 0
+        ):
+            raise ValueError(f"num_proxy_features must be {num_aspects} non-negative ints")
+        if self.track_aggregation not in TRACK_AGGREGATIONS or self.track_topk < 1:
+            raise ValueError(
+                f"track_aggregation must be one of {TRACK_AGGREGATIONS} and track_topk >= 1"
+            )
+        if self.routing_temperature <= 0:
+            raise ValueError("routing_temperature must be > 0")
+
+    @property
+    def proxy_counts(self) -> list[int]:
+        """Proxy features per aspect (zeros when there is no auxiliary head)."""
+        return list(self.num_proxy_features or [0] * len(self.aspects))
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dict (plain lists, ints, floats, strings)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> OracleConfig:
+        """Inverse of ``to_dict``; unknown keys are refused."""
+        unknown = set(d) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown OracleConfig keys: {sorted(unknown)}")
+        return cls(**d)
+
+
+def as_float_tensor(clips: np.ndarray | Tensor) -> Tensor:
+    """float32 tensor from float16/32 arrays or memory maps (torch widens half fastest)."""
+    if isinstance(clips, Tensor):
+        return clips.float()
+    return torch.from_numpy(np.ascontiguousarray(clips)).float()
+
+
+def segment_statistics(x: Tensor) -> Tensor:
+    """Cross-segment mean, std and least-squares slope: ``[..., S, H]`` → ``[..., 3H]``."""
+    segments = x.shape[-2]
+    t = torch.arange(segments, dtype=x.dtype, device=x.device) - (segments - 1) / 2
+    mean = x.mean(dim=-2)
+    centred = x - mean.unsqueeze(-2)
+    std = torch.sqrt(centred.pow(2).mean(dim=-2) + _STD_EPS)
+    slope = torch.einsum("s,...sh->...h", t, centred) / t.pow(2).sum().clamp_min(1e-12)
+    return torch.cat([mean, std, slope], dim=-1)
+
+
+def _gram(x: Tensor) -> Tensor:
+    """Segment Gram matrices: ``[..., S, H]`` → ``[..., S, S]``."""
+    return x @ x.transpose(-1, -2)
+
+
+def _alignment_features(cross: Tensor, q_gram: Tensor, c_gram: Tensor, width: int) -> Tensor:
+    """Soft segment alignment of a query and a candidate, from Gram matrices only.
+
+    Each query segment attends over the candidate's segments (``softmax(q_s·c_t / √H)``) and
+    back. The features, all per ``H``, are the mean dot product and the mean squared distance
+    of each segment to its aligned counterpart in both directions, and the mean squared
+    distance of same-position segments. ``‖q_s − Σ_t p_st c_t‖²`` expands into Gram terms,
+    so nothing of size ``[S, H]`` is built per pair.
+
+    Args:
+        cross: ``[Bq, C, A, S, S]`` dot products ``q_s·c_t``.
+        q_gram: ``[Bq, 1, A, S, S]``; c_gram: ``[Bq or 1, C, A, S, S]``.
+        width: ``H``.
+
+    Returns:
+        ``[Bq, C, A, NUM_ALIGNMENT_FEATURES]``.
+    """
+    to_cand = torch.softmax(cross / math.sqrt(width), dim=-1)  # [.., s, t], rows sum to 1
+    to_query = torch.softmax(cross / math.sqrt(width), dim=-2).transpose(-1, -2)  # [.., t, s]
+    q_norms = q_gram.diagonal(dim1=-2, dim2=-1)  # [.., S]
+    c_norms = c_gram.diagonal(dim1=-2, dim2=-1)
+    dot_to_cand = (to_cand * cross).sum(-1)  # q_s · (aligned c)_s, [.., S]
+    dot_to_query = (to_query * cross.transpose(-1, -2)).sum(-1)
+    aligned_cand_norms = ((to_cand @ c_gram) * to_cand).sum(-1)
+    aligned_query_norms = ((to_query @ q_gram) * to_query).sum(-1)
+    features = [
+        dot_to_cand,
+        dot_to_query,
+        q_norms - 2 * dot_to_cand + aligned_cand_norms,
+        c_norms - 2 * dot_to_query + aligned_query_norms,
+        q_norms + c_norms - 2 * cross.diagonal(dim1=-2, dim2=-1),
+    ]
+    return torch.stack([f.mean(-1) for f in features], dim=-1) / width
+
+
+class OracleScorer(nn.Module):
+    """Pairwise, per-aspect expressive similarity.
+
+    Args:
+        config: shapes, aspects, discovery evidence and defaults.
+        seed: initialises the parameters without touching the global torch RNG.
+    """
+
+    def __init__(self, config: OracleConfig, seed: int = 0) -> None:
+        super().__init__()
+        self.config = config
+        num_aspects, hidden = len(config.aspects), config.hidden
+        counts = config.proxy_counts
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.routing = LayerRouting(
+                torch.tensor(config.layer_scores), temperature=config.routing_temperature
+            )
+            self.project_in = AspectLinear(num_aspects, config.dim, hidden)
+            self.project_out = AspectLinear(num_aspects, hidden, hidden)
+            self.pair_hidden = AspectLinear(
+                num_aspects, 6 * hidden + NUM_ALIGNMENT_FEATURES, hidden
+            )
+            self.pair_out = AspectLinear(num_aspects, hidden, 1)
+            self.proxy_head = (
+                AspectLinear(num_aspects, 3 * hidden, max(counts)) if sum(counts) else None
+            )
+        # Output column j of predict_proxies = row-major position of (aspect, feature) in the
+        # head's [A, max(counts)] output.
+        columns = [a * max(counts) + f for a, n in enumerate(counts) for f in range(n)]
+        self.register_buffer("proxy_columns", torch.tensor(columns, dtype=torch.long), False)
+        # Per-(layer, dim) input standardisation, fitted on training clips (set_input_statistics).
+        # Unlike a LayerNorm it keeps each segment's magnitude, which can carry an aspect.
+        self.register_buffer("input_mean", torch.zeros(config.num_layers, config.dim))
+        self.register_buffer("input_scale", torch.ones(config.num_layers, config.dim))
+        default = torch.tensor(config.default_weights, dtype=torch.float32)
+        self.register_buffer("default_weights", default / default.sum(), False)
+
+    @classmethod
+    def from_state(cls, config: OracleConfig, state: Mapping[str, Tensor]) -> OracleScorer:
+        """Rebuild a trained scorer from its config and a (safetensors) state dict."""
+        model = cls(config)
+        model.load_state_dict(dict(state), strict=True)
+        return model
+
+    def set_input_statistics(self, mean: Tensor | np.ndarray, std: Tensor | np.ndarray) -> None:
+        """Standardise inputs with per-(layer, dim) ``mean`` and ``std`` ``[L, D]``.
+
+        A ``std`` below 1e-6 (a constant feature) is replaced by 1.
+        """
+        shape = tuple(self.input_mean.shape)
+        mean_t = torch.as_tensor(mean, dtype=torch.float32)
+        std_t = torch.as_tensor(std, dtype=torch.float32)
+        if tuple(mean_t.shape) != shape or tuple(std_t.shape) != shape:
+            raise ValueError(f"input statistics must be [L, D]={shape}, got {tuple(mean_t.shape)}")
+        if not (torch.isfinite(mean_t).all() and torch.isfinite(std_t).all()):
+            raise ValueError("input statistics must be finite")
+        self.input_mean.copy_(mean_t)
+        self.input_scale.copy_(torch.where(std_t < 1e-6, 1.0, std_t))
+
+    @property
+    def num_aspects(self) -> int:
+        return len(self.config.aspects)
+
+    def encode(self, clips: Tensor) -> Tensor:
+        """Per-clip aspect encodings: ``[B, S, L, D]`` → ``[B, A, S, H]``."""
+        c = self.config
+        expected = (c.clip_segments, c.num_layers, c.dim)
+        if clips.ndim != 4 or tuple(clips.shape[1:]) != expected:
+            raise ValueError(
+                f"clips must be [B, {', '.join(map(str, expected))}], got {tuple(clips.shape)}"
+            )
+        routed = self.routing((clips - self.input_mean) / self.input_scale)  # [B, A, S, D]
+        hidden = nn.functional.gelu(self.project_in(routed.transpose(-2, -3)))
+        return self.project_out(hidden).transpose(-2, -3).contiguous()
+
+    def score_encoded(self, query_enc: Tensor, cand_enc: Tensor) -> Tensor:
+        """Per-aspect similarities ``[Bq, C, A]`` in [0, 1].
+
+        Args:
+            query_enc: ``[Bq, A, S, H]``.
+            cand_enc: ``[Bq, C, A, S, H]``, or ``[1, C, A, S, H]`` to score the same
+                candidates against every query (one GEMM per aspect, nothing copied).
+        """
+        if cand_enc.shape[0] == 1:
+            cross = torch.einsum("qash,cath->qcast", query_enc, cand_enc[0])
+        elif cand_enc.shape[0] == query_enc.shape[0]:
+            cross = torch.einsum("qash,qcath->qcast", query_enc, cand_enc)
+        else:
+            raise ValueError(f"cand_enc batch must be 1 or {query_enc.shape[0]}")
+        alignment = _alignment_features(
+            cross, _gram(query_enc).unsqueeze(1), _gram(cand_enc), query_enc.shape[-1]
+        )
+        q_stats = segment_statistics(query_enc).unsqueeze(1)  # [Bq, 1, A, 3H]
+        c_stats = segment_statistics(cand_enc)  # [Bq or 1, C, A, 3H]
+        shape = (*alignment.shape[:-1], -1)  # [Bq, C, A, ...]
+        features = torch.cat(
+            [
+                (q_stats - c_stats).abs().expand(shape),
+                (q_stats * c_stats).expand(shape),
+                alignment,
+            ],
+            dim=-1,
+        )
+        hidden = nn.functional.gelu(self.pair_hidden(features))
+        return torch.sigmoid(self.pair_out(hidden).squeeze(-1))
+
+    def aspect_weights(
+        self, weights: Tensor | np.ndarray | None, num_queries: int | None
+    ) -> Tensor:
+        """Validated weights normalised to sum 1: ``[A]``, or ``[num_queries, A]`` if given so.
+
+        ``None`` gives ``config.default_weights``; ``num_queries=None`` allows only ``[A]``.
+        """
+        if weights is None:
+            return self.default_weights
+        w = torch.as_tensor(weights, dtype=torch.float32, device=self.default_weights.device)
+        num_aspects = self.num_aspects
+        shapes = [(num_aspects,)] + ([(num_queries, num_aspects)] if num_queries else [])
+        if tuple(w.shape) not in shapes:
+            raise ValueError(
+                f"aspect weights must have shape {' or '.join(map(str, shapes))} "
+                f"(aspects {self.config.aspects}), got {tuple(w.shape)}"
+            )
+        if not torch.isfinite(w).all() or (w < 0).any():
+            raise ValueError(f"aspect weights must be finite and non-negative, got {w.tolist()}")
+        total = w.sum(dim=-1, keepdim=True)
+        if (total <= 0).any():
+            raise ValueError("aspect weights must not be all zero")
+        return w / total
+
+    def combine(self, per_aspect: Tensor, weights: Tensor | np.ndarray | None = None) -> Tensor:
+        """Total ``Σ_a w_a s_a``: ``[Bq, C, A]`` → ``[Bq, C]``; weights ``[A]``/``[Bq, A]``/None."""
+        w = self.aspect_weights(weights, per_aspect.shape[0])
+        return (per_aspect * (w if w.ndim == 1 else w.unsqueeze(-2))).sum(dim=-1)
+
+    def forward(
+        self, query: Tensor, candidates: Tensor, weights: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Score candidate lists.
+
+        Args:
+            query: ``[Bq, S, L, D]``.
+            candidates: ``[Bq, C, S, L, D]``.
+            weights: ``[A]``, ``[Bq, A]`` or ``None`` (default weights); non-negative.
+
+        Returns:
+            Total ``[Bq, C]`` and per-aspect ``[Bq, C, A]`` scores.
+        """
+        num_queries, num_cands = candidates.shape[:2]
+        cand_enc = self.encode(candidates.flatten(0, 1)).unflatten(0, (num_queries, num_cands))
+        per_aspect = self.score_encoded(self.encode(query), cand_enc)
+        return self.combine(per_aspect, weights), per_aspect
+
+    def predict_proxies(self, enc: Tensor) -> Tensor:
+        """Standardised proxy features ``[B, sum(num_proxy_features)]`` from ``enc [B, A, S, H]``.
+
+        Aspect ``a``'s features are predicted from aspect ``a``'s encoding only.
+        """
+        if self.proxy_head is None:
+            return enc.new_zeros(enc.shape[0], 0)
+        predicted = self.proxy_head(segment_statistics(enc))  # [B, A, max count]
+        return predicted.flatten(1)[:, self.proxy_columns]
+
+    @torch.no_grad()
+    def encode_clips(self, clips: np.ndarray | Tensor, batch_size: int = 512) -> Tensor:
+        """``encode`` in chunks of ``batch_size`` (``clips`` may be a memory map)."""
+        chunks = [
+            self.encode(as_float_tensor(clips[i : i + batch_size]))
+            for i in range(0, len(clips), batch_size)
+        ]
+        if not chunks:
+            c = self.config
+            return torch.zeros(0, self.num_aspects, c.clip_segments, c.hidden)
+        return torch.cat(chunks)
+
+    @torch.no_grad()
+    def score(
+        self,
+        query: np.ndarray | Tensor,
+        candidates: np.ndarray | Tensor,
+        weights: np.ndarray | Tensor | None = None,
+        batch_size: int = 512,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """One query ``[S, L, D]`` against ``[N, S, L, D]`` candidates → ``[N]``, ``[N, A]``."""
+        w = self.aspect_weights(weights, None)
+        query_enc = self.encode_clips(as_float_tensor(query)[None])
+        per_aspect = [
+            self.score_encoded(query_enc, self.encode_clips(candidates[i : i + batch_size])[None])
+            for i in range(0, len(candidates), batch_size)
+        ]
+        per_aspect_t = torch.cat(per_aspect, dim=1)[0] if per_aspect else torch.zeros(0, len(w))
+        return self.combine(per_aspect_t, w).numpy(), per_aspect_t.numpy()
+
+    @torch.no_grad()
+    def score_many(
+        self,
+        query_enc: Tensor,
+        cand_enc: Tensor,
+        weights: np.ndarray | Tensor | None = None,
+        chunk: int = 2048,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Every query against every candidate from cached encodings.
+
+        Args:
+            query_enc: ``[Q, A, S, H]`` from ``encode``/``encode_clips``.
+            cand_enc: ``[N, A, S, H]``.
+            weights: ``[A]``, ``[Q, A]`` or ``None``.
+            chunk: pairs scored per block (bounds the memory of the pair features).
+
+        Returns:
+            Total ``[Q, N]`` and per-aspect ``[Q, N, A]`` scores (float32).
+        """
+        num_queries, num_cands = len(query_enc), len(cand_enc)
+        w = self.aspect_weights(weights, num_queries)
+        per_aspect = torch.zeros(num_queries, num_cands, self.num_aspects)
+        cand_block = max(1, min(num_cands, chunk))
+        query_block = max(1, chunk // cand_block)
+        for q0 in range(0, num_queries, query_block):
+            queries = query_enc[q0 : q0 + query_block]
+            for c0 in range(0, num_cands, cand_block):
+                block = self.score_encoded(queries, cand_enc[None, c0 : c0 + cand_block])
+                per_aspect[q0 : q0 + query_block, c0 : c0 + cand_block] = block
+        return self.combine(per_aspect, w).numpy(), per_aspect.numpy()

@@ -1,0 +1,367 @@
+"""Deterministic CPU training on ranked lists (DESIGN §5), for the oracle and reusable.
+
+``run_epochs`` is the generic part (seeding, optimiser, early stopping on validation
+nDCG@10, progress, per-epoch logging and history); ``fit_oracle`` supplies the oracle's
+batches and losses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from expressive_retrieval.metrics import ranking_metrics
+from expressive_retrieval.models.losses import (
+    AspectRegressionLoss,
+    ListwiseRankingLoss,
+    ProxyPredictionLoss,
+)
+from expressive_retrieval.models.oracle import OracleScorer, as_float_tensor
+
+logger = logging.getLogger(__name__)
+
+LoadClips = Callable[[np.ndarray], np.ndarray]
+"""``indices [n]`` → float16/32 clips ``[n, S, L, D]`` (rows of the clip table)."""
+
+
+@dataclass
+class ListwiseData:
+    """One ranked list per query, built from the ``pairs`` label table.
+
+    Attributes:
+        query_index: ``[Q]`` int, row of the query in the clip table.
+        candidate_index: ``[Q, C]`` int, candidate rows; -1 = padding.
+        relevance: ``[Q, C]`` graded relevance 0..3.
+        targets: ``[Q, C, A]`` per-aspect target similarities in [0, 1].
+    """
+
+    query_index: np.ndarray
+    candidate_index: np.ndarray
+    relevance: np.ndarray
+    targets: np.ndarray
+
+    def __post_init__(self) -> None:
+        q = len(self.query_index)
+        c = self.candidate_index.shape[1] if self.candidate_index.ndim == 2 else -1
+        if self.query_index.ndim != 1 or self.candidate_index.shape != (q, c) or c < 1:
+            raise ValueError(
+                f"query_index must be [Q] and candidate_index [Q, C], got "
+                f"{self.query_index.shape} and {self.candidate_index.shape}"
+            )
+        if (
+            self.relevance.shape != (q, c)
+            or self.targets.ndim != 3
+            or self.targets.shape[:2] != (q, c)
+        ):
+            raise ValueError(
+                f"relevance must be [Q, C]={(q, c)} and targets [Q, C, A], got "
+                f"{self.relevance.shape} and {self.targets.shape}"
+            )
+
+    @property
+    def valid(self) -> np.ndarray:
+        """``[Q, C]`` bool, False for padding."""
+        return self.candidate_index >= 0
+
+    def clip_indices(self) -> np.ndarray:
+        """Sorted unique clip rows used by the lists (queries and candidates)."""
+        return np.unique(np.concatenate([self.query_index, self.candidate_index[self.valid]]))
+
+
+@dataclass
+class TrainParams:
+    """Optimisation settings (the ``oracle`` parameters' ``train`` block).
+
+    ``loss_weights`` multiply the named losses in the total; ``patience`` epochs without a
+    better validation nDCG@10 stop training; ``num_threads`` sets torch's CPU threads;
+    ``normalization_clips`` training clips (a seeded sample) fit the input standardisation.
+    """
+
+    epochs: int = 30
+    batch_queries: int = 32
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    loss_weights: dict[str, float] = field(
+        default_factory=lambda: {"ranking": 1.0, "aspect": 1.0, "proxy": 0.2}
+    )
+    patience: int = 5
+    seed: int = 0
+    num_threads: int | None = None
+    grad_clip: float | None = 1.0
+    normalization_clips: int = 1024
+
+
+@contextlib.contextmanager
+def deterministic(seed: int, num_threads: int | None = None) -> Iterator[None]:
+    """Seed torch, force deterministic algorithms and fix threads; restore all on exit."""
+    previous_deterministic = torch.are_deterministic_algorithms_enabled()
+    previous_threads = torch.get_num_threads()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        torch.use_deterministic_algorithms(True)
+        if num_threads is not None:
+            torch.set_num_threads(num_threads)
+        try:
+            yield
+        finally:
+            torch.use_deterministic_algorithms(previous_deterministic)
+            torch.set_num_threads(previous_threads)
+
+
+def ndcg_at_10(scores: np.ndarray, data: ListwiseData) -> float:
+    """Mean nDCG@10 of ranking each list by ``scores [Q, C]`` (trec_eval definitions)."""
+    valid = data.valid
+    grades = np.where(valid, np.rint(data.relevance), 0).astype(np.int64)
+    ids = [str(i) for i in range(valid.shape[1])]
+    return float(ranking_metrics(np.where(valid, scores, 0.0), grades, ids, valid)["ndcg@10"])
+
+
+def run_epochs(
+    model: nn.Module,
+    params: TrainParams,
+    batches: Callable[[np.random.Generator], Iterator[object]],
+    step: Callable[[object], dict[str, Tensor]],
+    validate: Callable[[], float],
+    progress: bool = True,
+    desc: str = "training",
+) -> list[dict]:
+    """Train ``model`` in place with AdamW and early stopping; restore the best epoch's state.
+
+    Args:
+        model: the module whose parameters are optimised.
+        params: settings; ``params.loss_weights`` names every loss ``step`` returns.
+        batches: yields an epoch's batches from the run's seeded generator.
+        step: batch → named scalar losses (with gradients).
+        validate: validation nDCG@10 of the current model (higher is better).
+        progress: show a progress bar over epochs.
+        desc: label of the bar and log lines.
+
+    Returns:
+        Per-epoch dicts ``{epoch, loss, loss_<name>..., val_ndcg@10, seconds}``.
+    """
+    history: list[dict] = []
+    with deterministic(params.seed, params.num_threads):
+        rng = np.random.default_rng(params.seed)
+        optimizer = torch.optim.AdamW(
+            model.parameters(), lr=params.lr, weight_decay=params.weight_decay
+        )
+        # The untrained model is reported but never kept: the result is always a trained epoch.
+        logger.info("%s: initial val nDCG@10 %.4f", desc, validate())
+        best_score, best_epoch = -np.inf, 0
+        best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        bar = tqdm(range(1, params.epochs + 1), desc=desc, disable=not progress)
+        for epoch in bar:
+            start = time.perf_counter()
+            model.train()
+            sums: dict[str, float] = {}
+            num_batches = 0
+            for batch in batches(rng):
+                losses = step(batch)
+                unknown = set(losses) - set(params.loss_weights)
+                if unknown:
+                    raise ValueError(f"no loss weight for {sorted(unknown)} in loss_weights")
+                total = sum(params.loss_weights[name] * value for name, value in losses.items())
+                optimizer.zero_grad(set_to_none=True)
+                total.backward()
+                if params.grad_clip is not None:
+                    nn.utils.clip_grad_norm_(model.parameters(), params.grad_clip)
+                optimizer.step()
+                for name, value in {"loss": total, **losses}.items():
+                    key = name if name == "loss" else f"loss_{name}"
+                    sums[key] = sums.get(key, 0.0) + value.item()
+                num_batches += 1
+            model.eval()
+            score = validate()
+            record = {"epoch": epoch} | {k: v / max(num_batches, 1) for k, v in sums.items()}
+            record |= {"val_ndcg@10": score, "seconds": time.perf_counter() - start}
+            history.append(record)
+            logger.info(
+                "%s epoch %d: %s, val nDCG@10 %.4f (%.1fs)",
+                desc,
+                epoch,
+                ", ".join(f"{k} {v:.4f}" for k, v in record.items() if k.startswith("loss")),
+                score,
+                record["seconds"],
+            )
+            bar.set_postfix(loss=f"{record.get('loss', float('nan')):.4f}", ndcg=f"{score:.4f}")
+            if score > best_score:
+                best_score, best_epoch = score, epoch
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            elif epoch - best_epoch >= params.patience:
+                logger.info("%s: no improvement for %d epochs, stopping", desc, params.patience)
+                break
+        bar.close()
+        model.load_state_dict(best_state)
+        model.eval()
+    logger.info("%s: restored epoch %d (val nDCG@10 %.4f)", desc, best_epoch, best_score)
+    return history
+
+
+def _encode_rows(
+    model: OracleScorer, load_clips: LoadClips, rows: np.ndarray, batch_size: int = 256
+) -> Tensor:
+    """Encodings ``[len(rows), A, S, H]`` of clip-table rows, loaded in chunks."""
+    chunks = [
+        model.encode_clips(load_clips(rows[i : i + batch_size]), batch_size)
+        for i in range(0, len(rows), batch_size)
+    ]
+    return torch.cat(chunks)
+
+
+@torch.no_grad()
+def oracle_list_scores(
+    model: OracleScorer, data: ListwiseData, load_clips: LoadClips, batch_queries: int = 64
+) -> np.ndarray:
+    """Total scores ``[Q, C]`` (default weights) of every list; padding scores 0."""
+    rows = data.clip_indices()
+    enc = _encode_rows(model, load_clips, rows)
+    query_pos = np.searchsorted(rows, data.query_index)
+    cand_pos = np.searchsorted(rows, np.where(data.valid, data.candidate_index, rows[0]))
+    scores = np.zeros(data.candidate_index.shape, dtype=np.float64)
+    for i in range(0, len(query_pos), batch_queries):
+        block = slice(i, i + batch_queries)
+        per_aspect = model.score_encoded(enc[query_pos[block]], enc[cand_pos[block]])
+        scores[block] = model.combine(per_aspect).numpy()
+    return np.where(data.valid, scores, 0.0)
+
+
+def evaluate_ndcg(model: OracleScorer, data: ListwiseData, load_clips: LoadClips) -> float:
+    """Validation nDCG@10 of the oracle's default-weight ranking of each list."""
+    return ndcg_at_10(oracle_list_scores(model, data, load_clips), data)
+
+
+def input_statistics(
+    load_clips: LoadClips, rows: np.ndarray, batch_size: int = 256
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-(layer, dim) mean and std ``[L, D]`` over every segment of the clips ``rows``.
+
+    Streams ``batch_size`` clips at a time (float64 sums), so memory does not grow with
+    ``len(rows)``.
+    """
+    total = total_sq = None
+    count = 0
+    for i in range(0, len(rows), batch_size):
+        x = np.asarray(load_clips(rows[i : i + batch_size]), dtype=np.float64)
+        x = x.reshape(-1, *x.shape[-2:])  # [n * S, L, D]
+        total = x.sum(axis=0) if total is None else total + x.sum(axis=0)
+        total_sq = (x**2).sum(axis=0) if total_sq is None else total_sq + (x**2).sum(axis=0)
+        count += len(x)
+    if total is None:
+        raise ValueError("input_statistics needs at least one clip")
+    mean = total / count
+    return mean, np.sqrt(np.maximum(total_sq / count - mean**2, 0.0))
+
+
+def _standardise(features: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Features standardised with NaN-aware mean/std over ``rows`` (std 0 or unknown → 1)."""
+    fitted = features[rows].astype(np.float64)
+    observed = np.isfinite(fitted)
+    counts = observed.sum(axis=0)
+    mean = np.where(observed, fitted, 0.0).sum(axis=0) / np.maximum(counts, 1)
+    var = np.where(observed, (fitted - mean) ** 2, 0.0).sum(axis=0) / np.maximum(counts, 1)
+    std = np.where(var > 0, np.sqrt(var), 1.0)
+    return ((features - mean) / std).astype(np.float32)
+
+
+def fit_oracle(
+    model: OracleScorer,
+    train: ListwiseData,
+    val: ListwiseData,
+    load_clips: LoadClips,
+    clip_proxy_features: np.ndarray | None,
+    params: TrainParams,
+    progress: bool = True,
+) -> tuple[OracleScorer, list[dict]]:
+    """Train the oracle on ranked lists; early-stop on validation nDCG@10.
+
+    First the model's input standardisation is fitted on (a seeded sample of) the training
+    clips. Per batch of queries the unique clips of its lists are loaded and encoded once,
+    then every list is scored: listwise ranking loss on the default-weight total, aspect
+    regression of ``s_a`` on ``targets``, and proxy prediction of each clip's features.
+
+    Args:
+        model: the scorer, trained in place.
+        train: training lists.
+        val: validation lists (at least one relevant candidate).
+        load_clips: clip-table rows ``[n]`` → float32 ``[n, S, L, D]``.
+        clip_proxy_features: ``[Nclips, sum(num_proxy_features)]`` raw proxy features,
+            NaN = missing; standardised here with train-clip statistics. ``None`` = no
+            proxy loss.
+        params: optimisation settings.
+        progress: show a progress bar.
+
+    Returns:
+        The model (best epoch restored) and the per-epoch history.
+    """
+    num_aspects = model.num_aspects
+    for name, data in (("train", train), ("val", val)):
+        if data.targets.shape[2] != num_aspects:
+            raise ValueError(
+                f"{name} targets have {data.targets.shape[2]} aspects, model {num_aspects}"
+            )
+    if not (val.relevance[val.valid] >= 1).any():
+        raise ValueError("validation lists have no relevant candidate: nDCG@10 is undefined")
+    train_rows = train.clip_indices()
+    num_features = sum(model.config.proxy_counts)
+    proxies = None
+    if clip_proxy_features is not None and num_features:
+        if clip_proxy_features.ndim != 2 or clip_proxy_features.shape[1] != num_features:
+            raise ValueError(
+                f"clip_proxy_features must be [Nclips, {num_features}] (sum of "
+                f"num_proxy_features), got {clip_proxy_features.shape}"
+            )
+        proxies = torch.from_numpy(_standardise(clip_proxy_features, train_rows))
+    sample_size = min(len(train_rows), params.normalization_clips)
+    sample = np.sort(np.random.default_rng(params.seed).choice(train_rows, sample_size, False))
+    model.set_input_statistics(*input_statistics(load_clips, sample))
+    ranking_loss, aspect_loss, proxy_loss = (
+        ListwiseRankingLoss(),
+        AspectRegressionLoss(),
+        ProxyPredictionLoss(),
+    )
+
+    def batches(rng: np.random.Generator) -> Iterator[np.ndarray]:
+        order = rng.permutation(len(train.query_index))
+        for i in range(0, len(order), params.batch_queries):
+            yield order[i : i + params.batch_queries]
+
+    def step(lists: np.ndarray) -> dict[str, Tensor]:
+        queries, cands = train.query_index[lists], train.candidate_index[lists]
+        valid = cands >= 0
+        rows, inverse = np.unique(np.concatenate([queries, cands[valid]]), return_inverse=True)
+        cand_pos = np.zeros_like(cands)
+        cand_pos[valid] = inverse[len(queries) :]
+        enc = model.encode(as_float_tensor(load_clips(rows)))
+        per_aspect = model.score_encoded(enc[inverse[: len(queries)]], enc[cand_pos])
+        mask = torch.from_numpy(valid)
+        losses = {
+            "ranking": ranking_loss(
+                model.combine(per_aspect), torch.from_numpy(train.relevance[lists]), mask
+            ),
+            "aspect": aspect_loss(per_aspect, torch.from_numpy(train.targets[lists]).float(), mask),
+        }
+        losses["proxy"] = (
+            proxy_loss(model.predict_proxies(enc), proxies[rows])
+            if proxies is not None
+            else torch.zeros(())
+        )
+        return losses
+
+    history = run_epochs(
+        model,
+        params,
+        batches,
+        step,
+        lambda: evaluate_ndcg(model, val, load_clips),
+        progress=progress,
+        desc="oracle",
+    )
+    return model, history

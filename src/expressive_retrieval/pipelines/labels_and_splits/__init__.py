@@ -1,0 +1,5 @@
+"""``labels_and_splits`` pipeline."""
+
+from .pipeline import create_pipeline
+
+__all__ = ["create_pipeline"]

@@ -1,0 +1,5 @@
+"""``oracle_scorer`` pipeline."""
+
+from .pipeline import create_pipeline
+
+__all__ = ["create_pipeline"]

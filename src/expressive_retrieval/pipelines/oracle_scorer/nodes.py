@@ -1,0 +1,224 @@
+"""Nodes of ``oracle_scorer``: train, evaluate and gate the pairwise expressive scorer."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from expressive_retrieval.baselines import mean_pooled_vectors
+from expressive_retrieval.models import OracleConfig, OracleScorer
+from expressive_retrieval.models.serialization import state_dict_for_safetensors
+from expressive_retrieval.models.training import ListwiseData, TrainParams, fit_oracle
+from expressive_retrieval.relevance import RelevanceModel
+from expressive_retrieval.retrieval_eval import (
+    SplitView,
+    aggregate_clip_scores,
+    aspect_report,
+    ranking_report,
+    split_view,
+)
+from expressive_retrieval.segments import SegmentStore, clip_refs
+
+logger = logging.getLogger(__name__)
+
+GATED_SPLIT = "val"
+
+
+def listwise_data(
+    pairs: pd.DataFrame, clips: pd.DataFrame, aspects: list[str], split: str
+) -> ListwiseData:
+    """One padded candidate list per query of ``split``, in clip-table row numbers."""
+    rows = pd.Series(np.arange(len(clips)), index=clips["clip_id"])
+    subset = pairs[pairs["split"] == split]
+    queries = subset["query_clip_id"].map(rows).to_numpy()
+    order = np.argsort(queries, kind="stable")
+    queries, subset = queries[order], subset.iloc[order]
+    unique, starts, counts = np.unique(queries, return_index=True, return_counts=True)
+    width = int(counts.max())
+    position = np.arange(len(subset)) - np.repeat(starts, counts)
+    list_of = np.repeat(np.arange(len(unique)), counts)
+    candidate = np.full((len(unique), width), -1, dtype=np.int64)
+    relevance = np.zeros((len(unique), width), dtype=np.float32)
+    targets = np.zeros((len(unique), width, len(aspects)), dtype=np.float32)
+    candidate[list_of, position] = subset["candidate_clip_id"].map(rows).to_numpy()
+    relevance[list_of, position] = subset["relevance"].to_numpy()
+    targets[list_of, position] = subset[[f"target_{a}" for a in aspects]].to_numpy()
+    return ListwiseData(unique.astype(np.int64), candidate, relevance, targets)
+
+
+def train_oracle(
+    segments: SegmentStore,
+    clips: pd.DataFrame,
+    pairs: pd.DataFrame,
+    clip_aspect_features: pd.DataFrame,
+    layer_evidence: dict[str, Any],
+    dataset_version: dict[str, Any],
+    params: dict[str, Any],
+    seed: int,
+) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
+    """Train the oracle on the train split's lists, early-stopping on validation nDCG@10.
+
+    Returns:
+        Candidate weights, config and training metadata (published only if the gate passes).
+    """
+    relevance = RelevanceModel.from_dict(dataset_version["relevance"])
+    aspects = relevance.aspects
+    counts = np.bincount(relevance.feature_aspect, minlength=len(aspects)).tolist()
+    config = OracleConfig(
+        num_layers=dataset_version["embedding"]["L"],
+        dim=dataset_version["embedding"]["D"],
+        aspects=aspects,
+        clip_segments=int((clips["segment_end"] - clips["segment_start"]).iloc[0]),
+        layer_scores=[layer_evidence[a]["layer_scores"] for a in aspects],
+        default_weights=relevance.weights,
+        num_proxy_features=counts,
+        **params["model"],
+    )
+    train_params = TrainParams(**params["training"], seed=seed)
+    refs = clip_refs(clips)
+    features = clip_aspect_features.set_index("clip_id").loc[clips["clip_id"], relevance.features]
+    started = time.perf_counter()
+    model, history = fit_oracle(
+        OracleScorer(config, seed=seed),
+        listwise_data(pairs, clips, aspects, "train"),
+        listwise_data(pairs, clips, aspects, "val"),
+        lambda rows: segments.clips([refs[i] for i in rows]),
+        features.to_numpy(dtype=np.float32),
+        train_params,
+        progress=params.get("progress", True),
+    )
+    segments.close()
+    metadata = {
+        "seed": seed,
+        "dataset_version": dataset_version["dataset_version"],
+        "loss_weights": train_params.loss_weights,
+        "training": params["training"],
+        "epochs_run": len(history),
+        "best_epoch": int(max(history, key=lambda h: h["val_ndcg@10"])["epoch"]),
+        "wall_time_s": round(time.perf_counter() - started, 2),
+        "torch_version": torch.__version__,
+        "history": history,
+    }
+    return state_dict_for_safetensors(model), config.to_dict(), metadata
+
+
+def _encode_split(
+    model: OracleScorer, segments: SegmentStore, view: SplitView, clips: pd.DataFrame, chunk: int
+) -> torch.Tensor:
+    refs = clip_refs(clips.set_index("clip_id").loc[view.clip_ids].reset_index())
+    return torch.cat(
+        [model.encode_clips(block) for block in segments.iter_clip_chunks(refs, chunk)]
+    )
+
+
+def evaluate_oracle(
+    model_state: dict[str, torch.Tensor],
+    model_config: dict[str, Any],
+    segments: SegmentStore,
+    clips: pd.DataFrame,
+    clip_aspect_features: pd.DataFrame,
+    dataset_version: dict[str, Any],
+    params: dict[str, Any],
+) -> dict[str, Any]:
+    """Ranking metrics (vs frozen cosine), aspect faithfulness and counterfactuals per split.
+
+    The gate verdict is computed on the validation split and stored in the report, which
+    is saved whether or not the gate passes.
+    """
+    config = OracleConfig.from_dict(model_config)
+    model = OracleScorer.from_state(config, model_state).eval()
+    track = {"how": config.track_aggregation, "k": config.track_topk}
+    report: dict[str, Any] = {"dataset_version": dataset_version["dataset_version"], "splits": {}}
+    for split in ("val", "test"):
+        view = split_view(clips, clip_aspect_features, dataset_version["relevance"], split)
+        started = time.perf_counter()
+        encoded = _encode_split(model, segments, view, clips, params["evaluation"]["chunk_size"])
+        scores, per_aspect = model.score_many(encoded, encoded)
+        seconds = time.perf_counter() - started
+        members = clips.set_index("clip_id").loc[view.clip_ids].reset_index()
+        pooled = mean_pooled_vectors(segments, members, config.dim)
+        cosine = pooled @ pooled.T
+        report["splits"][split] = {
+            "num_clips": len(view.clip_ids),
+            "num_tracks": len(view.track_ids),
+            "scoring_seconds": round(seconds, 3),
+            "systems": {
+                "oracle": ranking_report(
+                    view, scores, aggregate_clip_scores(view, scores, **track)
+                ),
+                "cosine": ranking_report(
+                    view, cosine, aggregate_clip_scores(view, cosine, **track)
+                ),
+            },
+            **aspect_report(view, per_aspect, params["gate"]),
+        }
+    report["gate"] = gate_verdict(report["splits"][GATED_SPLIT], params["gate"])
+    logger.info("Oracle gate on %s: %s", GATED_SPLIT, report["gate"]["detail"])
+    return report
+
+
+def gate_verdict(split_report: dict[str, Any], gate: dict[str, Any]) -> dict[str, Any]:
+    """Pass only if ranking beats cosine AND aspect behaviour holds (seed plan §3)."""
+    systems = split_report["systems"]
+    failures = []
+    for task in ("clip_to_clip", "clip_to_track"):
+        oracle, cosine = systems["oracle"][task]["ndcg@10"], systems["cosine"][task]["ndcg@10"]
+        if oracle < gate["min_ndcg_ratio_vs_cosine"] * cosine:
+            failures.append(
+                f"ranking: {task} nDCG@10 {oracle:.3f} < {gate['min_ndcg_ratio_vs_cosine']} x cosine {cosine:.3f}"
+            )
+    for aspect, verdict in split_report["aspect_faithfulness"]["per_aspect"].items():
+        if not verdict["passed"]:
+            failures.append(
+                f"aspect_faithfulness: {aspect} diagonal {verdict['diagonal']:.3f} "
+                f"(min {gate['faithfulness_min_diagonal']}), margin {verdict['margin']:.3f} "
+                f"(min {gate['faithfulness_min_margin']})"
+            )
+    for aspect, result in split_report["counterfactual"].items():
+        if (
+            aspect != "passed"
+            and result["share_moved_as_expected"] < gate["counterfactual_min_share"]
+        ):
+            failures.append(
+                f"counterfactual: {aspect} moved {result['share_moved_as_expected']:.2f} of "
+                f"queries (min {gate['counterfactual_min_share']})"
+            )
+    return {
+        "split": GATED_SPLIT,
+        "status": "failed" if failures else "passed",
+        "failures": failures,
+        "detail": "; ".join(failures)
+        if failures
+        else "ranking, faithfulness and counterfactual checks pass",
+    }
+
+
+class OracleRejected(RuntimeError):
+    """The oracle ranks but fails its gate; its weights are not published."""
+
+
+def publish_oracle(
+    report: dict[str, Any],
+    model_state: dict[str, torch.Tensor],
+    model_config: dict[str, Any],
+    training_metadata: dict[str, Any],
+    params: dict[str, Any],
+) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
+    """Release the weights only when the gate passed (or ``fail_on_gate`` is false).
+
+    Raises:
+        OracleRejected: naming every failed check and its figures.
+    """
+    if report["gate"]["status"] != "passed":
+        message = "Oracle rejected by its validation gate:\n  - " + "\n  - ".join(
+            report["gate"]["failures"]
+        )
+        if params["gate"]["fail_on_gate"]:
+            raise OracleRejected(message + "\nThe eval report is saved; the weights are not.")
+        logger.warning("%s\nfail_on_gate is false: publishing anyway.", message)
+    return model_state, model_config, {**training_metadata, "gate": report["gate"]}

@@ -1,0 +1,126 @@
+"""Evaluate any scoring of one split's clips: both tasks, faithfulness and counterfactuals.
+
+Shared by the oracle's validation gate and the evaluation pipeline, so every system is
+measured the same way (DESIGN §6):
+
+* queries are the split's clips; candidates are the split's clips (clip→clip) or tracks
+  (clip→track); the query's own track is excluded in both;
+* a candidate clip's grade comes from the relevance model; a candidate track's grade is
+  the best grade among its clips, and its score aggregates its clips' scores (top-k mean).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from expressive_retrieval.aspect_checks import (
+    counterfactual_shares,
+    faithfulness_matrix,
+    faithfulness_verdict,
+)
+from expressive_retrieval.metrics import aggregate_to_tracks, ranking_metrics
+from expressive_retrieval.relevance import RelevanceModel
+
+
+@dataclass
+class SplitView:
+    """Queries × candidates of one split, with their relevance."""
+
+    clip_ids: np.ndarray  # [N] query = candidate clips
+    track_ids: np.ndarray  # [T] candidate tracks
+    clip_track: np.ndarray  # [N] index into track_ids
+    targets: np.ndarray  # [N, N, A] per-aspect target similarity
+    grades: np.ndarray  # [N, N] clip relevance
+    valid: np.ndarray  # [N, N] candidate clip is from another track
+    track_grades: np.ndarray  # [N, T]
+    track_valid: np.ndarray  # [N, T]
+    model: RelevanceModel
+
+    @property
+    def aspects(self) -> list[str]:
+        return self.model.aspects
+
+
+def split_view(
+    clips: pd.DataFrame,
+    clip_aspect_features: pd.DataFrame,
+    relevance_model: dict[str, Any],
+    split: str,
+) -> SplitView:
+    """Build the query/candidate relevance of ``split`` (clips ordered by ``clip_id``)."""
+    model = RelevanceModel.from_dict(relevance_model)
+    members = clips[clips["split"] == split].sort_values("clip_id", kind="stable")
+    if members.empty:
+        raise ValueError(f"split {split!r} has no clips to evaluate")
+    z = model.standardize(clip_aspect_features.set_index("clip_id").loc[members["clip_id"]])
+    targets = model.targets(z, z)
+    grades = model.grades(targets)
+    track_ids, clip_track = np.unique(members["track_id"].to_numpy(), return_inverse=True)
+    valid = clip_track[:, None] != clip_track[None, :]
+    track_valid = clip_track[:, None] != np.arange(len(track_ids))[None, :]
+    track_grades = aggregate_to_tracks(
+        grades.astype(np.float64), clip_track, len(track_ids), how="max"
+    ).astype(np.int64)
+    return SplitView(
+        clip_ids=members["clip_id"].to_numpy(),
+        track_ids=track_ids,
+        clip_track=clip_track,
+        targets=targets,
+        grades=grades.astype(np.int64),
+        valid=valid,
+        track_grades=track_grades,
+        track_valid=track_valid,
+        model=model,
+    )
+
+
+def aggregate_clip_scores(view: SplitView, scores: np.ndarray, how: str, k: int) -> np.ndarray:
+    """Score candidate tracks ``[N, T]`` through their clips' scores ``[N, N]``."""
+    return aggregate_to_tracks(scores, view.clip_track, len(view.track_ids), how=how, k=k)
+
+
+def ranking_report(
+    view: SplitView, scores: np.ndarray, track_scores: np.ndarray
+) -> dict[str, dict[str, float]]:
+    """Metrics for both tasks from clip scores ``[N, N]`` and track scores ``[N, T]``."""
+    return {
+        "clip_to_clip": ranking_metrics(scores, view.grades, list(view.clip_ids), view.valid),
+        "clip_to_track": ranking_metrics(
+            track_scores, view.track_grades, list(view.track_ids), view.track_valid
+        ),
+    }
+
+
+def aspect_report(
+    view: SplitView, aspect_scores: np.ndarray, params: dict[str, Any]
+) -> dict[str, Any]:
+    """Faithfulness matrix and counterfactual shares from per-aspect scores ``[N, N, A]``.
+
+    Args:
+        params: ``faithfulness_min_diagonal``, ``faithfulness_min_margin``,
+            ``counterfactual_boost``, ``counterfactual_top_k``, ``counterfactual_min_share``.
+    """
+    matrix = faithfulness_matrix(aspect_scores[view.valid], view.targets[view.valid])
+    faithfulness = faithfulness_verdict(
+        matrix,
+        view.aspects,
+        params["faithfulness_min_diagonal"],
+        params["faithfulness_min_margin"],
+    )
+    shares = counterfactual_shares(
+        aspect_scores,
+        view.targets,
+        view.valid,
+        np.asarray(view.model.weights),
+        params["counterfactual_boost"],
+        params["counterfactual_top_k"],
+    )
+    counterfactual: dict[str, Any] = {
+        a: {"share_moved_as_expected": float(s)} for a, s in zip(view.aspects, shares, strict=True)
+    }
+    counterfactual["passed"] = bool((shares >= params["counterfactual_min_share"]).all())
+    return {"aspect_faithfulness": faithfulness, "counterfactual": counterfactual}
