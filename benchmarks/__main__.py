@@ -6,7 +6,7 @@ import importlib
 import os
 import sys
 
-BENCHMARKS = ["labels_and_splits"]
+BENCHMARKS = ["labels_and_splits", "ann"]
 
 
 def main() -> None:

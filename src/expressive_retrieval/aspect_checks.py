@@ -50,7 +50,8 @@ def faithfulness_verdict(
         passed &= ok
     return {
         "matrix": {
-            s: {t: float(matrix[i, j]) for j, t in enumerate(aspects)} for i, s in enumerate(aspects)
+            s: {t: float(matrix[i, j]) for j, t in enumerate(aspects)}
+            for i, s in enumerate(aspects)
         },
         "per_aspect": per_aspect,
         "passed": passed,

@@ -1,7 +1,8 @@
 """Custom Kedro datasets."""
 
+from expressive_retrieval.datasets.faiss_index_dataset import FaissIndexDataset
 from expressive_retrieval.datasets.frozen_dataset import LatestVersionDataset
 from expressive_retrieval.datasets.safetensors_dataset import SafetensorsDataset
 from expressive_retrieval.datasets.segments_dataset import SegmentsDataset
 
-__all__ = ["LatestVersionDataset", "SafetensorsDataset", "SegmentsDataset"]
+__all__ = ["FaissIndexDataset", "LatestVersionDataset", "SafetensorsDataset", "SegmentsDataset"]

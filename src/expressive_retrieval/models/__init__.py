@@ -2,10 +2,23 @@
 
 from expressive_retrieval.models.losses import (
     AspectRegressionLoss,
+    DistillationLoss,
     ListwiseRankingLoss,
     ProxyPredictionLoss,
+    RoutingPriorLoss,
 )
 from expressive_retrieval.models.oracle import OracleConfig, OracleScorer, segment_statistics
+from expressive_retrieval.models.projection import (
+    ProjectionConfig,
+    ProjectionHead,
+    track_vectors,
+    weight_query_vectors,
+)
+from expressive_retrieval.models.projection_training import (
+    ProjectionTrainParams,
+    fit_projection,
+    projection_list_scores,
+)
 from expressive_retrieval.models.routing import AspectLinear, LayerRouting
 from expressive_retrieval.models.serialization import state_dict_for_safetensors
 from expressive_retrieval.models.training import (
@@ -21,18 +34,27 @@ from expressive_retrieval.models.training import (
 __all__ = [
     "AspectLinear",
     "AspectRegressionLoss",
+    "DistillationLoss",
     "LayerRouting",
     "ListwiseData",
     "ListwiseRankingLoss",
     "OracleConfig",
     "OracleScorer",
+    "ProjectionConfig",
+    "ProjectionHead",
+    "ProjectionTrainParams",
     "ProxyPredictionLoss",
+    "RoutingPriorLoss",
     "TrainParams",
     "evaluate_ndcg",
     "fit_oracle",
+    "fit_projection",
     "input_statistics",
     "oracle_list_scores",
+    "projection_list_scores",
     "run_epochs",
     "segment_statistics",
     "state_dict_for_safetensors",
+    "track_vectors",
+    "weight_query_vectors",
 ]

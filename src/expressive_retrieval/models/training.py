@@ -260,6 +260,57 @@ def input_statistics(
     return mean, np.sqrt(np.maximum(total_sq / count - mean**2, 0.0))
 
 
+def sample_input_statistics(
+    load_clips: LoadClips, rows: np.ndarray, params: TrainParams
+) -> tuple[np.ndarray, np.ndarray]:
+    """``input_statistics`` of a seeded sample of ``params.normalization_clips`` of ``rows``."""
+    sample_size = min(len(rows), params.normalization_clips)
+    sample = np.sort(np.random.default_rng(params.seed).choice(rows, sample_size, False))
+    return input_statistics(load_clips, sample)
+
+
+def check_lists(train: ListwiseData, val: ListwiseData, num_aspects: int) -> None:
+    """Refuse targets without ``num_aspects`` aspects, or validation lists without a positive."""
+    for name, data in (("train", train), ("val", val)):
+        if data.targets.shape[2] != num_aspects:
+            raise ValueError(
+                f"{name} targets have {data.targets.shape[2]} aspects, model {num_aspects}"
+            )
+    if not (val.relevance[val.valid] >= 1).any():
+        raise ValueError("validation lists have no relevant candidate: nDCG@10 is undefined")
+
+
+def list_batches(
+    num_lists: int, batch_queries: int
+) -> Callable[[np.random.Generator], Iterator[np.ndarray]]:
+    """``run_epochs`` batches: each epoch, a permutation of the list indices in chunks."""
+
+    def batches(rng: np.random.Generator) -> Iterator[np.ndarray]:
+        order = rng.permutation(num_lists)
+        for i in range(0, num_lists, batch_queries):
+            yield order[i : i + batch_queries]
+
+    return batches
+
+
+def batch_positions(
+    data: ListwiseData, lists: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The clips of a batch of lists, so that each is loaded and encoded once.
+
+    Returns:
+        Sorted unique clip rows ``[R]`` of the lists ``lists [Bq]`` (queries and valid
+        candidates), and the positions in them of the queries ``[Bq]`` and of the
+        candidates ``[Bq, C]`` (padding → 0; mask it with ``data.valid[lists]``).
+    """
+    queries, cands = data.query_index[lists], data.candidate_index[lists]
+    valid = cands >= 0
+    rows, inverse = np.unique(np.concatenate([queries, cands[valid]]), return_inverse=True)
+    cand_pos = np.zeros_like(cands)
+    cand_pos[valid] = inverse[len(queries) :]
+    return rows, inverse[: len(queries)], cand_pos
+
+
 def _standardise(features: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """Features standardised with NaN-aware mean/std over ``rows`` (std 0 or unknown → 1)."""
     fitted = features[rows].astype(np.float64)
@@ -301,14 +352,7 @@ def fit_oracle(
     Returns:
         The model (best epoch restored) and the per-epoch history.
     """
-    num_aspects = model.num_aspects
-    for name, data in (("train", train), ("val", val)):
-        if data.targets.shape[2] != num_aspects:
-            raise ValueError(
-                f"{name} targets have {data.targets.shape[2]} aspects, model {num_aspects}"
-            )
-    if not (val.relevance[val.valid] >= 1).any():
-        raise ValueError("validation lists have no relevant candidate: nDCG@10 is undefined")
+    check_lists(train, val, model.num_aspects)
     train_rows = train.clip_indices()
     num_features = sum(model.config.proxy_counts)
     proxies = None
@@ -319,29 +363,18 @@ def fit_oracle(
                 f"num_proxy_features), got {clip_proxy_features.shape}"
             )
         proxies = torch.from_numpy(_standardise(clip_proxy_features, train_rows))
-    sample_size = min(len(train_rows), params.normalization_clips)
-    sample = np.sort(np.random.default_rng(params.seed).choice(train_rows, sample_size, False))
-    model.set_input_statistics(*input_statistics(load_clips, sample))
+    model.set_input_statistics(*sample_input_statistics(load_clips, train_rows, params))
     ranking_loss, aspect_loss, proxy_loss = (
         ListwiseRankingLoss(),
         AspectRegressionLoss(),
         ProxyPredictionLoss(),
     )
 
-    def batches(rng: np.random.Generator) -> Iterator[np.ndarray]:
-        order = rng.permutation(len(train.query_index))
-        for i in range(0, len(order), params.batch_queries):
-            yield order[i : i + params.batch_queries]
-
     def step(lists: np.ndarray) -> dict[str, Tensor]:
-        queries, cands = train.query_index[lists], train.candidate_index[lists]
-        valid = cands >= 0
-        rows, inverse = np.unique(np.concatenate([queries, cands[valid]]), return_inverse=True)
-        cand_pos = np.zeros_like(cands)
-        cand_pos[valid] = inverse[len(queries) :]
+        rows, query_pos, cand_pos = batch_positions(train, lists)
         enc = model.encode(as_float_tensor(load_clips(rows)))
-        per_aspect = model.score_encoded(enc[inverse[: len(queries)]], enc[cand_pos])
-        mask = torch.from_numpy(valid)
+        per_aspect = model.score_encoded(enc[query_pos], enc[cand_pos])
+        mask = torch.from_numpy(train.valid[lists])
         losses = {
             "ranking": ranking_loss(
                 model.combine(per_aspect), torch.from_numpy(train.relevance[lists]), mask
@@ -358,7 +391,7 @@ def fit_oracle(
     history = run_epochs(
         model,
         params,
-        batches,
+        list_batches(len(train.query_index), params.batch_queries),
         step,
         lambda: evaluate_ndcg(model, val, load_clips),
         progress=progress,

@@ -1,0 +1,125 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from expressive_retrieval.models import DistillationLoss, projection_list_scores
+from expressive_retrieval.models.training import ndcg_at_10
+from tests.models.test_projection import fit_planted, planted, planted_head
+
+KINDS = ["margin_mse", "listwise_kl"]
+
+
+def _scores(seed: int, shape: tuple[int, int] = (4, 6)) -> torch.Tensor:
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_zero_only_when_student_matches_teacher(kind):
+    teacher = _scores(0)
+    assert DistillationLoss.compute_loss(teacher, teacher, kind=kind).item() == pytest.approx(
+        0, abs=1e-6
+    )
+    assert DistillationLoss(kind)(_scores(1), teacher).item() > 0.01
+
+
+def test_margin_mse_ignores_a_per_list_offset():
+    student, teacher = _scores(1), _scores(2)
+    shifted = student + torch.tensor([[5.0], [-3.0], [0.5], [100.0]])
+    loss = DistillationLoss.compute_loss(student, teacher, kind="margin_mse")
+    torch.testing.assert_close(
+        DistillationLoss.compute_loss(shifted, teacher, kind="margin_mse"), loss
+    )
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_padding_is_ignored(kind):
+    student, teacher = _scores(3), _scores(4)
+    mask = torch.ones(4, 6, dtype=torch.bool)
+    mask[:, 4:] = False
+    loss = DistillationLoss.compute_loss(student, teacher, mask, kind, temperature=0.5)
+    noisy = torch.where(mask, student, 1e4), torch.where(mask, teacher, float("nan"))
+    torch.testing.assert_close(DistillationLoss.compute_loss(*noisy, mask, kind, 0.5), loss)
+    truncated = DistillationLoss.compute_loss(student[:, :4], teacher[:, :4], None, kind, 0.5)
+    torch.testing.assert_close(truncated, loss)
+    single = torch.zeros(4, 6, dtype=torch.bool)
+    single[:, 0] = True  # one valid candidate: nothing to distil
+    assert DistillationLoss.compute_loss(student, teacher, single, kind).item() == 0.0
+
+
+def test_margin_mse_reference_values():
+    student = torch.tensor([[1.0, 2.0, 4.0], [3.0, 1.0, 9.0]])
+    teacher = torch.tensor([[0.0, 0.0, 0.0], [1.0, 0.0, 5.0]])
+    mask = torch.tensor([[True, True, True], [True, True, False]])
+    # List 1: margins (1-2)², (1-4)², (2-4)² → 14/3; list 2: ((3-1) - (1-0))² = 1.
+    loss = DistillationLoss.compute_loss(student, teacher, mask, "margin_mse")
+    assert loss.item() == pytest.approx((14 / 3 + 1) / 2)
+    halved = DistillationLoss.compute_loss(student, teacher, mask, "margin_mse", temperature=2.0)
+    assert halved.item() == pytest.approx((14 / 3 + 1) / 2 / 4)
+
+
+def test_listwise_kl_reference_value():
+    student = torch.tensor([[0.0, 0.0, 7.0]])
+    teacher = torch.tensor([[0.0, 2 * math.log(3.0), -1.0]])
+    mask = torch.tensor([[True, True, False]])
+    # T = 2: teacher (1/4, 3/4), student (1/2, 1/2).
+    expected = 0.25 * math.log(0.25 / 0.5) + 0.75 * math.log(0.75 / 0.5)
+    loss = DistillationLoss("listwise_kl", temperature=2.0)(student, teacher, mask)
+    assert loss.item() == pytest.approx(expected)
+
+
+def test_gradients_reach_the_student_only():
+    student, teacher = _scores(5).requires_grad_(), _scores(6).requires_grad_()
+    DistillationLoss.compute_loss(student, teacher, kind="listwise_kl").backward()
+    assert student.grad is not None and student.grad.abs().sum() > 0
+    assert teacher.grad is None
+
+
+def test_invalid_settings_are_refused():
+    with pytest.raises(ValueError, match="kind"):
+        DistillationLoss("mse")
+    with pytest.raises(ValueError, match="temperature"):
+        DistillationLoss("listwise_kl", temperature=0.0)
+
+
+@pytest.fixture(scope="module")
+def problem():
+    return planted()
+
+
+def _mean_spearman(scores: np.ndarray, teacher: np.ndarray, valid: np.ndarray) -> float:
+    """Mean over lists of Spearman's rank correlation (continuous scores: no ties)."""
+
+    def rank_correlation(x: np.ndarray, y: np.ndarray) -> float:
+        return np.corrcoef(x.argsort().argsort(), y.argsort().argsort())[0, 1]
+
+    return float(
+        np.mean(
+            [rank_correlation(s[v], t[v]) for s, t, v in zip(scores, teacher, valid, strict=True)]
+        )
+    )
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_distillation_alone_learns_from_a_true_teacher(problem, kind):
+    clips, train, val = problem
+    initial = ndcg_at_10(projection_list_scores(planted_head(), val, clips.__getitem__), val)
+    weights = {"ranking": 0.0, "aspect": 0.0, "routing": 0.1, "distillation": 1.0}
+    head, _ = fit_planted(problem, train.targets.mean(-1), distillation=kind, loss_weights=weights)
+    final = ndcg_at_10(projection_list_scores(head, val, clips.__getitem__), val)
+    assert final > max(initial + 0.1, 0.83), (initial, final)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_distilled_scores_follow_the_teacher(problem, kind):
+    # The teacher ranks by tempo alone, which neither relevance nor aspect targets say.
+    clips, train, _ = problem
+    teacher = train.targets[..., 0]
+    correlations = {}
+    for weight in (0.0, 1.0):
+        weights = {"ranking": 1.0, "aspect": 1.0, "routing": 0.1, "distillation": weight}
+        head, _ = fit_planted(problem, teacher, distillation=kind, loss_weights=weights)
+        scores = projection_list_scores(head, train, clips.__getitem__)
+        correlations[weight] = _mean_spearman(scores, teacher, train.valid)
+    assert correlations[1.0] > correlations[0.0] + 0.15, correlations

@@ -1,0 +1,151 @@
+"""``oracle_scorer`` end to end: a trained model passes its gate; tied or shuffled heads fail."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from kedro.io import DatasetError
+
+from benchmarks.scratch import ScratchProject, deep_merge
+from expressive_retrieval.models import OracleConfig, OracleScorer
+from expressive_retrieval.pipelines.oracle_scorer.nodes import (
+    OracleRejected,
+    gate_verdict,
+    split_report,
+)
+from expressive_retrieval.retrieval_eval import split_view
+from tests.conftest import SMALL
+
+# Enough clips per split for stable metrics and a clearer signal than the default world,
+# still seconds to train at L=9, D=64.
+ORACLE_DATA = deep_merge(
+    SMALL,
+    {
+        "synthetic_data": {
+            "num_groups": 40,
+            "min_segments": 12,
+            "max_segments": 15,
+            "num_layers": 9,
+            "dim": 64,
+            "aspect_scale": 1.0,
+            "band_width": 0.7,
+            "content_scale": 0.5,
+            "channel_scale": 0.5,
+        }
+    },
+)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> ScratchProject:
+    project = ScratchProject(tmp_path_factory.mktemp("oracle"), ORACLE_DATA)
+    project.run("synthetic_data", "labels_and_splits", "oracle_scorer")
+    return project
+
+
+def _load_model(project: ScratchProject) -> OracleScorer:
+    config = OracleConfig.from_dict(project.load("oracle_config"))
+    return OracleScorer.from_state(config, project.load("oracle_model")).eval()
+
+
+def test_trained_oracle_passes_its_gate_and_beats_cosine(trained) -> None:
+    report = trained.load("oracle_eval_report")
+    assert report["gate"]["status"] == "passed", report["gate"]["detail"]
+    for split in ("val", "test"):
+        systems = report["splits"][split]["systems"]
+        for task in ("clip_to_clip", "clip_to_track"):
+            assert systems["oracle"][task]["ndcg@10"] > systems["cosine"][task]["ndcg@10"]
+        matrix = report["splits"][split]["aspect_faithfulness"]["matrix"]
+        assert set(matrix) == {"tempo", "dynamics", "articulation", "phrasing", "timbre"}
+    test = report["splits"]["test"]["systems"]
+    assert (
+        test["oracle"]["clip_to_clip"]["ndcg@10"] >= 2 * test["cosine"]["clip_to_clip"]["ndcg@10"]
+    )
+
+
+def test_artifacts_reload_without_pickle(trained) -> None:
+    config = trained.load("oracle_config")
+    assert config["num_layers"] == 9 and config["dim"] == 64
+    assert config["layer_scores"] and config["default_weights"] == [1.0] * 5
+    metadata = trained.load("oracle_training_metadata")
+    assert metadata["dataset_version"] == trained.load("dataset_version")["dataset_version"]
+    assert metadata["loss_weights"]["aspect"] == 2.0 and metadata["gate"]["status"] == "passed"
+    assert metadata["history"][0]["epoch"] == 1 and metadata["wall_time_s"] > 0
+    model = _load_model(trained)
+    clips = torch.randn(3, 6, 9, 64)
+    total, per_aspect = model(clips[:1], clips[None, 1:])
+    assert total.shape == (1, 2) and per_aspect.shape == (1, 2, 5)
+
+
+def test_tampered_weights_are_refused(trained) -> None:
+    (version,) = trained.versions("oracle_model")[-1:]
+    path = (
+        trained.data / "06_models/oracle_scorer/model.safetensors" / version / "model.safetensors"
+    )
+    original = path.read_bytes()
+    tampered = bytearray(original)
+    tampered[-5] ^= 0xFF
+    path.write_bytes(bytes(tampered))
+    try:
+        with pytest.raises(DatasetError, match="truncated or altered"):
+            trained.load("oracle_model")
+    finally:
+        path.write_bytes(original)
+
+
+class _TiedHeads(OracleScorer):
+    """Every aspect reports the same (mean) similarity: ranking intact, aspects ignored."""
+
+    def score_encoded(self, query_enc: torch.Tensor, cand_enc: torch.Tensor) -> torch.Tensor:
+        per_aspect = super().score_encoded(query_enc, cand_enc)
+        return per_aspect.mean(-1, keepdim=True).expand_as(per_aspect)
+
+
+class _ShuffledHeads(OracleScorer):
+    """Aspect a's slot reports aspect a+1's head: ranking intact, aspects mislabelled."""
+
+    def score_encoded(self, query_enc: torch.Tensor, cand_enc: torch.Tensor) -> torch.Tensor:
+        return super().score_encoded(query_enc, cand_enc).roll(1, dims=-1)
+
+
+@pytest.mark.parametrize("variant", [_TiedHeads, _ShuffledHeads])
+def test_gate_rejects_models_that_ignore_aspects(trained, variant) -> None:
+    params = trained.catalog().load("params:oracle_scorer")
+    state, config = trained.load("oracle_model"), trained.load("oracle_config")
+    model = variant.from_state(OracleConfig.from_dict(config), state).eval()
+    view = split_view(
+        trained.load("clips"),
+        trained.load("clip_aspect_features"),
+        trained.load("dataset_version")["relevance"],
+        "val",
+    )
+    honest = split_report(
+        _load_model(trained), trained.load("segments"), trained.load("clips"), view, params
+    )
+    broken = split_report(model, trained.load("segments"), trained.load("clips"), view, params)
+    # Overall ranking is the same: equal default weights make the total the mean of heads.
+    for task in ("clip_to_clip", "clip_to_track"):
+        assert broken["systems"]["oracle"][task]["ndcg@10"] == pytest.approx(
+            honest["systems"]["oracle"][task]["ndcg@10"], abs=1e-6
+        )
+    verdict = gate_verdict(broken, params["gate"])
+    assert verdict["status"] == "failed"
+    assert not any(f.startswith("ranking") for f in verdict["failures"])
+    assert any(f.startswith(("aspect_faithfulness", "counterfactual")) for f in verdict["failures"])
+
+
+def test_failed_gate_stops_the_run_and_keeps_the_report(make_project) -> None:
+    project = make_project(
+        {"oracle_scorer": {"training": {"epochs": 1}, "gate": {"min_ndcg_ratio_vs_cosine": 100.0}}}
+    )
+    project.run("synthetic_data", "labels_and_splits")
+    with pytest.raises(OracleRejected, match="ranking: clip_to_clip nDCG@10"):
+        project.run("oracle_scorer")
+    assert project.versions("oracle_model") == []
+    report = project.load("oracle_eval_report")
+    assert report["gate"]["status"] == "failed"
+    json.dumps(report)  # plain JSON
+    assert np.isfinite(report["splits"]["test"]["systems"]["oracle"]["clip_to_clip"]["mrr"])

@@ -1,0 +1,66 @@
+"""Project wiring: the registry, catalog layers for kedro-viz, telemetry off."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from kedro.framework.project import pipelines
+from kedro.framework.startup import bootstrap_project
+
+REPO = Path(__file__).resolve().parents[1]
+LAYERS = [
+    "raw",
+    "intermediate",
+    "primary",
+    "feature",
+    "model_input",
+    "models",
+    "model_output",
+    "reporting",
+]
+
+
+def _registry() -> dict:
+    bootstrap_project(REPO)
+    return dict(pipelines)
+
+
+def test_registry_has_every_pipeline_and_the_aggregates() -> None:
+    registry = _registry()
+    names = {"synthetic_data", "labels_and_splits", "oracle_scorer"}
+    assert names <= set(registry)
+    default = {n.name for n in registry["__default__"].nodes}
+    training = {n.name for n in registry["training"].nodes}
+    assert "generate_synthetic_catalogue_node" in default
+    assert "generate_synthetic_catalogue_node" not in training
+    assert training | {"generate_synthetic_catalogue_node"} == default
+
+
+def test_catalog_layers_never_flow_backwards() -> None:
+    catalog = yaml.safe_load((REPO / "conf/base/catalog.yml").read_text())
+    layer = {
+        name: LAYERS.index(entry["metadata"]["kedro-viz"]["layer"])
+        for name, entry in catalog.items()
+    }
+    for node in _registry()["__default__"].nodes:
+        for source in node.inputs:
+            for target in node.outputs:
+                if source in layer and target in layer:
+                    assert layer[source] <= layer[target], (node.name, source, target)
+
+
+def test_artifacts_are_versioned_and_telemetry_is_off() -> None:
+    catalog = yaml.safe_load((REPO / "conf/base/catalog.yml").read_text())
+    raw = {
+        "tracks",
+        "segments",
+        "proxy_targets",
+        "discovery",
+        "synthetic_latents",
+        "previous_splits",
+    }
+    for name, entry in catalog.items():
+        if name not in raw:
+            assert entry.get("versioned") is True, name
+    assert yaml.safe_load((REPO / ".telemetry").read_text()) == {"consent": False}
