@@ -125,21 +125,32 @@ def test_recall_at_k_counts_shared_ids() -> None:
     assert recall_at_k(ann, exact) == pytest.approx(4 / 5)
 
 
-def test_write_read_round_trip(tmp_path, corpus, queries) -> None:
-    manifest = _saved(tmp_path, corpus)
+@pytest.mark.parametrize(
+    ("factory", "params"),
+    [
+        ("IVF64,Flat", {"nprobe": 16}),
+        ("HNSW16", {"efSearch": 48}),
+        ("IVF64,PQ80x4fs,RFlat", {"nprobe": 16, "k_factor_rf": 8}),
+    ],
+)
+def test_write_read_round_trip(tmp_path, corpus, queries, factory, params) -> None:
+    original = build_index(corpus, DIM, factory, params)
+    vectors_sha = {"clip_vectors.npy": "ab" * 32}
+    manifest = write_index(original, tmp_path, vectors_sha, IDS, factory, params)
     assert sorted(p.name for p in tmp_path.iterdir()) == [INDEX_FILE, MANIFEST_FILE]
     assert manifest == json.loads((tmp_path / MANIFEST_FILE).read_text())
-    assert manifest["checksums"][INDEX_FILE] == sha256_file(tmp_path / INDEX_FILE)
-    assert manifest["checksums"]["clip_vectors.npy"] == "ab" * 32
+    assert manifest["checksums"] == {INDEX_FILE: sha256_file(tmp_path / INDEX_FILE), **vectors_sha}
+    assert manifest["factory"] == factory and manifest["search_params"] == params
     assert (manifest["metric"], manifest["ntotal"], manifest["dim"]) == (
         "inner_product",
         len(corpus),
         DIM,
     )
-    assert manifest["id_mapping"] == IDS and manifest["search_params"] == {"nprobe": 16}
+    assert manifest["id_mapping"] == IDS and manifest["faiss_version"] == faiss.__version__
     loaded, read_manifest = read_index(tmp_path)
-    assert read_manifest == manifest and faiss.extract_index_ivf(loaded).nprobe == 16
-    original = build_index(corpus, DIM, "IVF64,Flat", {"nprobe": 16})
+    assert read_manifest == manifest
+    apply_search_params(original, {"nprobe": 1} if "IVF" in factory else {"efSearch": 1})
+    apply_search_params(original, params)  # a fresh ParameterSpace call, as read_index does
     for got, expected in zip(search(loaded, queries, K), search(original, queries, K), strict=True):
         np.testing.assert_array_equal(got, expected)
 

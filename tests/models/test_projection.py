@@ -5,6 +5,7 @@ import pytest
 import torch
 from safetensors.torch import load, save
 
+from expressive_retrieval.aspect_vectors import track_vectors, weight_query_vectors
 from expressive_retrieval.models import (
     ProjectionConfig,
     ProjectionHead,
@@ -13,8 +14,6 @@ from expressive_retrieval.models import (
     fit_projection,
     projection_list_scores,
     state_dict_for_safetensors,
-    track_vectors,
-    weight_query_vectors,
 )
 from expressive_retrieval.models.training import ListwiseData, ndcg_at_10
 from tests.models.test_training import _lists, _planted
@@ -62,6 +61,13 @@ def test_shapes_and_unit_sub_vectors(head):
     torch.testing.assert_close(lists[0], head.aspect_similarities(vectors[:1], vectors[2:])[0])
     with pytest.raises(ValueError, match="clips must be"):
         head.embed(torch.zeros(2, S + 1, L, D))
+
+
+def test_inputs_are_standardised_per_layer_and_dim(head):
+    plain = ProjectionHead(_config(), seed=3).eval()  # same parameters, identity statistics
+    clips = torch.from_numpy(_clips(4, seed=6))
+    standardised = (clips - head.input_mean) / head.input_scale
+    torch.testing.assert_close(head.embed(clips), plain.embed(standardised), atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize(

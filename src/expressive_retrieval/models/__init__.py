@@ -8,12 +8,7 @@ from expressive_retrieval.models.losses import (
     RoutingPriorLoss,
 )
 from expressive_retrieval.models.oracle import OracleConfig, OracleScorer, segment_statistics
-from expressive_retrieval.models.projection import (
-    ProjectionConfig,
-    ProjectionHead,
-    track_vectors,
-    weight_query_vectors,
-)
+from expressive_retrieval.models.projection import ProjectionConfig, ProjectionHead
 from expressive_retrieval.models.projection_training import (
     ProjectionTrainParams,
     fit_projection,
@@ -55,6 +50,4 @@ __all__ = [
     "run_epochs",
     "segment_statistics",
     "state_dict_for_safetensors",
-    "track_vectors",
-    "weight_query_vectors",
 ]

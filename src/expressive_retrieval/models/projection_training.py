@@ -66,7 +66,7 @@ def _embed_rows(
 ) -> np.ndarray:
     """Flat vectors ``[len(rows), A·k]`` of clip-table rows, loaded in chunks."""
     chunks = [
-        head.embed_numpy(load_clips(rows[i : i + batch_size]), batch_size)
+        head.embed_numpy(load_clips(rows[i : i + batch_size]))
         for i in range(0, len(rows), batch_size)
     ]
     return np.concatenate(chunks) if chunks else np.zeros((0, head.config.vector_dim), np.float32)

@@ -180,10 +180,18 @@ def build_pairs_and_triples(
     cfg = params["pairs"]
     z = model.standardize(clip_aspect_features.set_index("clip_id").loc[clips["clip_id"]])
     ids, tracks = clips["clip_id"].to_numpy(), clips["track_id"].to_numpy()
-    pair_frames, triple_rows = [], []
-    for split, members in clips.groupby("split", sort=True).indices.items():
-        for lo in range(0, len(members), params["chunk_size"]):
-            queries = members[lo : lo + params["chunk_size"]]
+    columns: dict[str, list[np.ndarray]] = {
+        "query": [],
+        "candidate": [],
+        "relevance": [],
+        "targets": [],
+    }
+    triple_rows = []
+    for _, members in sorted(clips.groupby("split", sort=True).indices.items()):
+        # Bound each block to ~pair_block (query, candidate) pairs, whatever the split size.
+        step = max(1, params["pair_block"] // len(members))
+        for lo in range(0, len(members), step):
+            queries = members[lo : lo + step]
             targets = model.targets(z[queries], z[members])  # [q, n, A]
             combined = model.combined(targets)
             grades = model.grades(targets)
@@ -192,21 +200,33 @@ def build_pairs_and_triples(
                 rng = np.random.default_rng([seed, int(q)])
                 valid = tracks[members] != tracks[q]
                 chosen, hard = _select_candidates(combined[i], cosine[i], valid, cfg, rng)
-                frame = {
-                    "query_clip_id": ids[q],
-                    "candidate_clip_id": ids[members[chosen]],
-                    "relevance": grades[i, chosen].astype(np.int64),
-                    "split": split,
-                }
-                frame |= {f"target_{a}": targets[i, chosen, k] for k, a in enumerate(model.aspects)}
-                pair_frames.append(pd.DataFrame(frame))
+                columns["query"].append(np.full(len(chosen), q))
+                columns["candidate"].append(members[chosen])
+                columns["relevance"].append(grades[i, chosen])
+                columns["targets"].append(targets[i, chosen])
                 positives = chosen[grades[i, chosen] >= 1]
                 positives = positives[np.argsort(-combined[i, positives], kind="stable")]
                 for pos, neg in zip(positives[: cfg["triples_per_query"]], hard, strict=False):
-                    triple_rows.append((ids[q], ids[members[pos]], ids[members[neg]], split))
-    pairs = pd.concat(pair_frames, ignore_index=True)
+                    triple_rows.append((q, members[pos], members[neg]))
+    query = np.concatenate(columns["query"])
+    targets = np.concatenate(columns["targets"])
+    pairs = pd.DataFrame(
+        {
+            "query_clip_id": ids[query],
+            "candidate_clip_id": ids[np.concatenate(columns["candidate"])],
+            "relevance": np.concatenate(columns["relevance"]).astype(np.int64),
+        }
+        | {f"target_{a}": targets[:, k] for k, a in enumerate(model.aspects)}
+        | {"split": clips["split"].to_numpy()[query]}
+    )
+    rows = np.asarray(triple_rows, dtype=np.int64).reshape(-1, 3)
     triples = pd.DataFrame(
-        triple_rows, columns=["query_clip_id", "positive_clip_id", "negative_clip_id", "split"]
+        {
+            "query_clip_id": ids[rows[:, 0]],
+            "positive_clip_id": ids[rows[:, 1]],
+            "negative_clip_id": ids[rows[:, 2]],
+            "split": clips["split"].to_numpy()[rows[:, 0]],
+        }
     )
     logger.info(
         "%d pairs (relevance counts %s), %d triples",
