@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import faiss
@@ -30,6 +31,15 @@ K = 10
 IDS = {"kind": "row", "ids_file": "clip_ids.parquet", "id_column": "clip_id"}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread() -> Iterator[None]:
+    """Small indexes: one thread avoids OpenMP stalls when other processes hold the cores."""
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    yield
+    faiss.omp_set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def corpus() -> np.ndarray:
     return aspect_vectors(aspect_space(), 5_000, seed=1)
@@ -53,7 +63,7 @@ def _saved(folder: Path, corpus: np.ndarray) -> dict:
 
 
 def test_exact_search_streams_blocks_like_a_flat_index(corpus, queries, truth) -> None:
-    blocks = (corpus[i : i + 1_003] for i in range(0, len(corpus), 1_003))  # last block < k
+    blocks = (corpus[i : i + 999] for i in range(0, len(corpus), 999))  # last block: 5 < k
     scores, ids = exact_search(blocks, queries, K)
     flat_scores, flat_ids = search(build_index(corpus, DIM), queries, K)
     np.testing.assert_array_equal(ids, flat_ids)
@@ -128,12 +138,13 @@ def test_recall_at_k_counts_shared_ids() -> None:
 @pytest.mark.parametrize(
     ("factory", "params"),
     [
-        ("IVF64,Flat", {"nprobe": 16}),
+        ("IVF32,Flat", {"nprobe": 8}),
         ("HNSW16", {"efSearch": 48}),
-        ("IVF64,PQ80x4fs,RFlat", {"nprobe": 16, "k_factor_rf": 8}),
+        ("IVF32,PQ80x4fs,RFlat", {"nprobe": 8, "k_factor_rf": 8}),
     ],
 )
 def test_write_read_round_trip(tmp_path, corpus, queries, factory, params) -> None:
+    corpus = corpus[:2_000]
     original = build_index(corpus, DIM, factory, params)
     vectors_sha = {"clip_vectors.npy": "ab" * 32}
     manifest = write_index(original, tmp_path, vectors_sha, IDS, factory, params)
@@ -149,10 +160,14 @@ def test_write_read_round_trip(tmp_path, corpus, queries, factory, params) -> No
     assert manifest["id_mapping"] == IDS and manifest["faiss_version"] == faiss.__version__
     loaded, read_manifest = read_index(tmp_path)
     assert read_manifest == manifest
-    apply_search_params(original, {"nprobe": 1} if "IVF" in factory else {"efSearch": 1})
-    apply_search_params(original, params)  # a fresh ParameterSpace call, as read_index does
     for got, expected in zip(search(loaded, queries, K), search(original, queries, K), strict=True):
         np.testing.assert_array_equal(got, expected)
+
+
+def test_read_index_applies_the_manifest_search_params(tmp_path, corpus) -> None:
+    index = build_index(corpus[:2_000], DIM, "IVF32,Flat", {"nprobe": 1})
+    write_index(index, tmp_path, None, IDS, "IVF32,Flat", {"nprobe": 12})
+    assert faiss.extract_index_ivf(read_index(tmp_path)[0]).nprobe == 12
 
 
 def _flip_byte(path: Path) -> None:

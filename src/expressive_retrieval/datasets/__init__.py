@@ -4,5 +4,13 @@ from expressive_retrieval.datasets.faiss_index_dataset import FaissIndexDataset
 from expressive_retrieval.datasets.frozen_dataset import LatestVersionDataset
 from expressive_retrieval.datasets.safetensors_dataset import SafetensorsDataset
 from expressive_retrieval.datasets.segments_dataset import SegmentsDataset
+from expressive_retrieval.datasets.vectors_dataset import VectorBlocks, VectorsDataset
 
-__all__ = ["FaissIndexDataset", "LatestVersionDataset", "SafetensorsDataset", "SegmentsDataset"]
+__all__ = [
+    "FaissIndexDataset",
+    "LatestVersionDataset",
+    "SafetensorsDataset",
+    "SegmentsDataset",
+    "VectorBlocks",
+    "VectorsDataset",
+]

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
@@ -74,6 +75,28 @@ class ListwiseData:
     def clip_indices(self) -> np.ndarray:
         """Sorted unique clip rows used by the lists (queries and candidates)."""
         return np.unique(np.concatenate([self.query_index, self.candidate_index[self.valid]]))
+
+
+def listwise_data(
+    pairs: pd.DataFrame, clips: pd.DataFrame, aspects: list[str], split: str
+) -> ListwiseData:
+    """Lists of ``split`` from the ``pairs`` table, in row numbers of the ``clips`` table."""
+    rows = pd.Series(np.arange(len(clips)), index=clips["clip_id"])
+    subset = pairs[pairs["split"] == split]
+    queries = subset["query_clip_id"].map(rows).to_numpy()
+    order = np.argsort(queries, kind="stable")
+    queries, subset = queries[order], subset.iloc[order]
+    unique, starts, counts = np.unique(queries, return_index=True, return_counts=True)
+    width = int(counts.max())
+    position = np.arange(len(subset)) - np.repeat(starts, counts)
+    list_of = np.repeat(np.arange(len(unique)), counts)
+    candidate = np.full((len(unique), width), -1, dtype=np.int64)
+    relevance = np.zeros((len(unique), width), dtype=np.float32)
+    targets = np.zeros((len(unique), width, len(aspects)), dtype=np.float32)
+    candidate[list_of, position] = subset["candidate_clip_id"].map(rows).to_numpy()
+    relevance[list_of, position] = subset["relevance"].to_numpy()
+    targets[list_of, position] = subset[[f"target_{a}" for a in aspects]].to_numpy()
+    return ListwiseData(unique.astype(np.int64), candidate, relevance, targets)
 
 
 @dataclass

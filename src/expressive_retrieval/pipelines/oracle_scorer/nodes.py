@@ -13,7 +13,7 @@ import torch
 from expressive_retrieval.baselines import mean_pooled_vectors
 from expressive_retrieval.models import OracleConfig, OracleScorer
 from expressive_retrieval.models.serialization import state_dict_for_safetensors
-from expressive_retrieval.models.training import ListwiseData, TrainParams, fit_oracle
+from expressive_retrieval.models.training import TrainParams, fit_oracle, listwise_data
 from expressive_retrieval.relevance import RelevanceModel
 from expressive_retrieval.retrieval_eval import (
     SplitView,
@@ -27,28 +27,6 @@ from expressive_retrieval.segments import SegmentStore, clip_refs
 logger = logging.getLogger(__name__)
 
 GATED_SPLIT = "val"
-
-
-def listwise_data(
-    pairs: pd.DataFrame, clips: pd.DataFrame, aspects: list[str], split: str
-) -> ListwiseData:
-    """One padded candidate list per query of ``split``, in clip-table row numbers."""
-    rows = pd.Series(np.arange(len(clips)), index=clips["clip_id"])
-    subset = pairs[pairs["split"] == split]
-    queries = subset["query_clip_id"].map(rows).to_numpy()
-    order = np.argsort(queries, kind="stable")
-    queries, subset = queries[order], subset.iloc[order]
-    unique, starts, counts = np.unique(queries, return_index=True, return_counts=True)
-    width = int(counts.max())
-    position = np.arange(len(subset)) - np.repeat(starts, counts)
-    list_of = np.repeat(np.arange(len(unique)), counts)
-    candidate = np.full((len(unique), width), -1, dtype=np.int64)
-    relevance = np.zeros((len(unique), width), dtype=np.float32)
-    targets = np.zeros((len(unique), width, len(aspects)), dtype=np.float32)
-    candidate[list_of, position] = subset["candidate_clip_id"].map(rows).to_numpy()
-    relevance[list_of, position] = subset["relevance"].to_numpy()
-    targets[list_of, position] = subset[[f"target_{a}" for a in aspects]].to_numpy()
-    return ListwiseData(unique.astype(np.int64), candidate, relevance, targets)
 
 
 def train_oracle(

@@ -1,0 +1,5 @@
+"""``projection_retriever`` pipeline."""
+
+from .pipeline import create_pipeline
+
+__all__ = ["create_pipeline"]

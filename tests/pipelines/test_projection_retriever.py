@@ -1,0 +1,89 @@
+"""``projection_retriever`` end to end on small data: weights, vectors, index, report."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from kedro.io import DatasetError
+
+from benchmarks.scratch import ScratchProject, deep_merge
+from expressive_retrieval.aspect_vectors import weight_query_vectors
+from expressive_retrieval.index import search
+from tests.pipelines.test_oracle_scorer import ORACLE_DATA
+
+PROJECTION_DATA = deep_merge(
+    ORACLE_DATA,
+    {
+        "oracle_scorer": {"gate": {"fail_on_gate": False}},
+        "projection_retriever": {"progress": False, "training": {"epochs": 6}},
+    },
+)
+
+
+@pytest.fixture(scope="module")
+def projected(tmp_path_factory) -> ScratchProject:
+    project = ScratchProject(tmp_path_factory.mktemp("projection"), PROJECTION_DATA)
+    project.run("synthetic_data", "labels_and_splits", "oracle_scorer", "projection_retriever")
+    return project
+
+
+def test_corpus_vectors_cover_every_clip(projected) -> None:
+    clips, ids = projected.load("clips"), projected.load("clip_ids")
+    vectors = projected.load("clip_vectors")
+    assert list(ids["clip_id"]) == list(clips["clip_id"])
+    config = projected.load("projection_config")
+    assert vectors.shape == (len(clips), 5 * config["sub_dim"])
+    per_aspect = np.asarray(vectors).reshape(len(vectors), 5, -1)
+    np.testing.assert_allclose(np.linalg.norm(per_aspect, axis=-1), 1.0, atol=1e-4)
+    tracks, track_ids = projected.load("track_vectors"), projected.load("track_ids")
+    assert tracks.shape == (clips["track_id"].nunique(), vectors.shape[1])
+    assert set(track_ids["track_id"]) == set(clips["track_id"])
+
+
+def test_index_answers_weighted_queries_like_exact_search(projected) -> None:
+    index, manifest = projected.load("clip_index")
+    vectors = np.asarray(projected.load("clip_vectors"))
+    assert manifest["ntotal"] == len(vectors) and manifest["factory"] == "Flat"
+    weights = np.array([3.0, 0.0, 1.0, 0.5, 1.0])
+    queries = weight_query_vectors(vectors[:20], weights, 5)
+    scores, ids = search(index, queries, 10)
+    exact = queries @ vectors.T
+    np.testing.assert_allclose(scores, np.sort(exact, axis=1)[:, ::-1][:, :10], atol=1e-5)
+    # The inner product is the weighted mean of per-aspect cosines.
+    per_aspect = np.einsum(
+        "ak,nak->na", vectors[0].reshape(5, -1), vectors.reshape(len(vectors), 5, -1)
+    )
+    np.testing.assert_allclose(exact[0], per_aspect @ (weights / weights.sum()), atol=1e-5)
+    assert (ids[:, 0] == np.arange(20)).all()  # each clip is its own nearest neighbour
+
+
+def test_report_compares_distilled_plain_and_oracle(projected) -> None:
+    report = projected.load("projection_eval_report")
+    systems = report["systems"]
+    assert {"projection_distilled", "projection", "oracle", "cosine"} <= set(systems)
+    for system in ("projection_distilled", "projection"):
+        assert (
+            systems[system]["clip_to_clip"]["ndcg@10"]
+            > systems["cosine"]["clip_to_clip"]["ndcg@10"]
+        )
+    assert report["index"]["recall@10_vs_exact"] == pytest.approx(1.0)
+    assert projected.load("projection_training_metadata")["distilled"] is True
+    assert projected.load("projection_ablation_training_metadata")["distilled"] is False
+
+
+def test_corrupted_index_is_refused(projected) -> None:
+    (version,) = projected.versions("clip_index")[-1:]
+    path = (
+        projected.data
+        / "07_model_output/projection_retriever/index"
+        / version
+        / "index"
+        / "index.faiss"
+    )
+    original = path.read_bytes()
+    path.write_bytes(original[:-16])
+    try:
+        with pytest.raises(DatasetError, match="truncated or altered"):
+            projected.load("clip_index")
+    finally:
+        path.write_bytes(original)
