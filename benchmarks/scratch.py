@@ -60,10 +60,23 @@ class ScratchProject:
         return self.root / "data"
 
     def set_params(self, params: dict[str, Any]) -> None:
-        """Override parameters (deep-merged) in ``conf/local/parameters.yml``."""
+        """Override parameters in ``conf/local/parameters.yml``.
+
+        Kedro replaces a whole top-level group from ``conf/local``, so each overridden
+        group is written in full: base values deep-merged with ``params``. A new
+        ``aspects`` mapping replaces the default set instead of adding to it.
+        """
         path = self.conf / "local" / "parameters.yml"
         current = yaml.safe_load(path.read_text()) if path.exists() else {}
-        path.write_text(yaml.safe_dump(deep_merge(current or {}, params)))
+        base: dict[str, Any] = {}
+        for file in sorted((self.conf / "base").glob("parameters*.yml")):
+            base.update(yaml.safe_load(file.read_text()) or {})
+        merged = dict(current or {})
+        for key, value in params.items():
+            start = merged.get(key, base.get(key))
+            replace = key == "aspects" or not isinstance(value, dict) or not isinstance(start, dict)
+            merged[key] = value if replace else deep_merge(start, value)
+        path.write_text(yaml.safe_dump(merged))
 
     def _session(self) -> Any:
         from kedro.framework.session import KedroSession

@@ -7,9 +7,4 @@ from expressive_retrieval.hooks import SyntheticDataGuard
 HOOKS = (SyntheticDataGuard(),)
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
-CONFIG_LOADER_ARGS = {
-    "base_env": "base",
-    "default_run_env": "local",
-    # conf/local (or --env) may override one nested parameter without restating its group.
-    "merge_strategy": {"parameters": "soft"},
-}
+CONFIG_LOADER_ARGS = {"base_env": "base", "default_run_env": "local"}
