@@ -5,12 +5,14 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import warnings
 
-BENCHMARKS = ["labels_and_splits", "ann"]
+BENCHMARKS = ["labels_and_splits", "ann", "oracle_scorer", "projection_retriever"]
 
 
 def main() -> None:
     os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
+    warnings.filterwarnings("ignore", message="register_new_resolver")
     names = sys.argv[1:] or BENCHMARKS
     unknown = set(names) - set(BENCHMARKS)
     if unknown:

@@ -10,6 +10,7 @@ import resource
 import subprocess
 import sys
 import time
+import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,7 @@ def measured(target: str, **kwargs: Any) -> dict[str, Any]:
 
 
 def _main() -> None:
+    warnings.filterwarnings("ignore", message="register_new_resolver")
     target, kwargs = sys.argv[1], json.loads(sys.argv[2])
     module, function = target.split(":")
     started = time.perf_counter()

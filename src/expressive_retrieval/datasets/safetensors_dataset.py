@@ -2,39 +2,21 @@
 
 from __future__ import annotations
 
-import glob
-import os
-from pathlib import Path, PurePosixPath
-from typing import Any
+from pathlib import Path
 
-from kedro.io import AbstractVersionedDataset, Version
-from kedro.io.core import DatasetError
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
+from expressive_retrieval.datasets._local_versioned import LocalVersionedDataset
 from expressive_retrieval.integrity import verify_file, write_sidecar
 
 
-class SafetensorsDataset(AbstractVersionedDataset[dict[str, Tensor], dict[str, Tensor]]):
+class SafetensorsDataset(LocalVersionedDataset[dict[str, Tensor], dict[str, Tensor]]):
     """A ``{name: tensor}`` state dict stored as safetensors (never pickle).
 
     Saving writes ``<file>`` atomically plus ``<file>.sha256``; loading refuses a file
     whose checksum does not match.
     """
-
-    def __init__(
-        self, filepath: str, version: Version | None = None, metadata: dict[str, Any] | None = None
-    ) -> None:
-        super().__init__(
-            filepath=PurePosixPath(filepath),
-            version=version,
-            exists_function=os.path.exists,
-            glob_function=glob.glob,
-        )
-        self.metadata = metadata
-
-    def _describe(self) -> dict[str, Any]:
-        return {"filepath": str(self._filepath), "version": self._version}
 
     def load(self) -> dict[str, Tensor]:
         path = Path(self._get_load_path())
@@ -48,9 +30,3 @@ class SafetensorsDataset(AbstractVersionedDataset[dict[str, Tensor], dict[str, T
         save_file({k: v.detach().contiguous().cpu() for k, v in data.items()}, partial)
         partial.rename(path)
         write_sidecar(path)
-
-    def _exists(self) -> bool:
-        try:
-            return Path(self._get_load_path()).is_file()
-        except DatasetError:  # no version saved yet
-            return False

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import glob
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
-from typing import Any
+from pathlib import Path
 
 import numpy as np
-from kedro.io import AbstractVersionedDataset, Version
-from kedro.io.core import DatasetError
 
+from expressive_retrieval.datasets._local_versioned import LocalVersionedDataset
 from expressive_retrieval.integrity import verify_file, write_sidecar
 
 
@@ -29,22 +25,8 @@ class VectorBlocks:
     blocks: Callable[[], Iterator[np.ndarray]]
 
 
-class VectorsDataset(AbstractVersionedDataset[np.ndarray | VectorBlocks, np.ndarray]):
+class VectorsDataset(LocalVersionedDataset[np.ndarray | VectorBlocks, np.ndarray]):
     """Saves an array or ``VectorBlocks``; loads a read-only memory map after a checksum."""
-
-    def __init__(
-        self, filepath: str, version: Version | None = None, metadata: dict[str, Any] | None = None
-    ) -> None:
-        super().__init__(
-            filepath=PurePosixPath(filepath),
-            version=version,
-            exists_function=os.path.exists,
-            glob_function=glob.glob,
-        )
-        self.metadata = metadata
-
-    def _describe(self) -> dict[str, Any]:
-        return {"filepath": str(self._filepath), "version": self._version}
 
     def load(self) -> np.ndarray:
         path = Path(self._get_load_path())
@@ -70,9 +52,3 @@ class VectorsDataset(AbstractVersionedDataset[np.ndarray | VectorBlocks, np.ndar
         del out
         partial.rename(path)
         write_sidecar(path)
-
-    def _exists(self) -> bool:
-        try:
-            return Path(self._get_load_path()).is_file()
-        except DatasetError:  # no version saved yet
-            return False

@@ -23,6 +23,7 @@ from expressive_retrieval.retrieval_eval import (
     split_view,
 )
 from expressive_retrieval.segments import SegmentStore, clip_refs
+from expressive_retrieval.training_inputs import clip_loader, model_layout, training_metadata
 
 logger = logging.getLogger(__name__)
 
@@ -45,43 +46,30 @@ def train_oracle(
         Candidate weights, config and training metadata (published only if the gate passes).
     """
     relevance = RelevanceModel.from_dict(dataset_version["relevance"])
-    aspects = relevance.aspects
-    counts = np.bincount(relevance.feature_aspect, minlength=len(aspects)).tolist()
-    config = OracleConfig(
-        num_layers=dataset_version["embedding"]["L"],
-        dim=dataset_version["embedding"]["D"],
-        aspects=aspects,
-        clip_segments=int((clips["segment_end"] - clips["segment_start"]).iloc[0]),
-        layer_scores=[layer_evidence[a]["layer_scores"] for a in aspects],
-        default_weights=relevance.weights,
-        num_proxy_features=counts,
-        **params["model"],
-    )
+    layout = model_layout(clips, layer_evidence, dataset_version)
+    counts = np.bincount(relevance.feature_aspect, minlength=len(relevance.aspects)).tolist()
+    config = OracleConfig(**layout, num_proxy_features=counts, **params["model"])
     train_params = TrainParams(**params["training"], seed=seed)
-    refs = clip_refs(clips)
     features = clip_aspect_features.set_index("clip_id").loc[clips["clip_id"], relevance.features]
     started = time.perf_counter()
     model, history = fit_oracle(
         OracleScorer(config, seed=seed),
-        listwise_data(pairs, clips, aspects, "train"),
-        listwise_data(pairs, clips, aspects, "val"),
-        lambda rows: segments.clips([refs[i] for i in rows]),
+        listwise_data(pairs, clips, config.aspects, "train"),
+        listwise_data(pairs, clips, config.aspects, "val"),
+        clip_loader(segments, clips),
         features.to_numpy(dtype=np.float32),
         train_params,
         progress=params.get("progress", True),
     )
     segments.close()
-    metadata = {
-        "seed": seed,
-        "dataset_version": dataset_version["dataset_version"],
-        "loss_weights": train_params.loss_weights,
-        "training": params["training"],
-        "epochs_run": len(history),
-        "best_epoch": int(max(history, key=lambda h: h["val_ndcg@10"])["epoch"]),
-        "wall_time_s": round(time.perf_counter() - started, 2),
-        "torch_version": torch.__version__,
-        "history": history,
-    }
+    metadata = training_metadata(
+        seed,
+        dataset_version,
+        train_params,
+        params["training"],
+        history,
+        time.perf_counter() - started,
+    )
     return state_dict_for_safetensors(model), config.to_dict(), metadata
 
 

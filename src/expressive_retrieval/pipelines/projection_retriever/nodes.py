@@ -26,7 +26,6 @@ from expressive_retrieval.models import (
     state_dict_for_safetensors,
 )
 from expressive_retrieval.models.training import listwise_data
-from expressive_retrieval.relevance import RelevanceModel
 from expressive_retrieval.retrieval_eval import (
     aggregate_clip_scores,
     aspect_report,
@@ -34,15 +33,11 @@ from expressive_retrieval.retrieval_eval import (
     split_view,
 )
 from expressive_retrieval.segments import SegmentStore, clip_refs
+from expressive_retrieval.training_inputs import clip_loader, model_layout, training_metadata
 
 logger = logging.getLogger(__name__)
 
 CLIP_ID_COLUMNS = ["clip_id", "track_id", "segment_start", "segment_end", "split"]
-
-
-def _loader(segments: SegmentStore, clips: pd.DataFrame):
-    refs = clip_refs(clips)
-    return lambda rows: segments.clips([refs[i] for i in rows])
 
 
 def oracle_teacher_scores(
@@ -56,7 +51,7 @@ def oracle_teacher_scores(
     oracle = OracleScorer.from_state(OracleConfig.from_dict(oracle_config), oracle_model).eval()
     train = listwise_data(pairs, clips, oracle.config.aspects, "train")
     started = time.perf_counter()
-    scores = oracle_list_scores(oracle, train, _loader(segments, clips))
+    scores = oracle_list_scores(oracle, train, clip_loader(segments, clips))
     logger.info("Oracle scored %d train lists in %.1fs", len(scores), time.perf_counter() - started)
     segments.close()
     return scores.astype(np.float32)
@@ -72,41 +67,31 @@ def _train(
     params: dict[str, Any],
     seed: int,
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
-    relevance = RelevanceModel.from_dict(dataset_version["relevance"])
-    aspects = relevance.aspects
     config = ProjectionConfig(
-        num_layers=dataset_version["embedding"]["L"],
-        dim=dataset_version["embedding"]["D"],
-        aspects=aspects,
-        clip_segments=int((clips["segment_end"] - clips["segment_start"]).iloc[0]),
-        layer_scores=[layer_evidence[a]["layer_scores"] for a in aspects],
-        default_weights=relevance.weights,
-        **params["model"],
+        **model_layout(clips, layer_evidence, dataset_version), **params["model"]
     )
     train_params = ProjectionTrainParams(**params["training"], seed=seed)
     started = time.perf_counter()
     head, history = fit_projection(
         ProjectionHead(config, seed=seed),
-        listwise_data(pairs, clips, aspects, "train"),
-        listwise_data(pairs, clips, aspects, "val"),
-        _loader(segments, clips),
+        listwise_data(pairs, clips, config.aspects, "train"),
+        listwise_data(pairs, clips, config.aspects, "val"),
+        clip_loader(segments, clips),
         teacher,
         train_params,
         progress=params.get("progress", True),
     )
     segments.close()
-    metadata = {
-        "seed": seed,
-        "dataset_version": dataset_version["dataset_version"],
+    metadata = training_metadata(
+        seed,
+        dataset_version,
+        train_params,
+        params["training"],
+        history,
+        time.perf_counter() - started,
+    ) | {
         "distilled": teacher is not None and train_params.loss_weights.get("distillation", 0) > 0,
         "distillation": train_params.distillation,
-        "loss_weights": train_params.loss_weights,
-        "training": params["training"],
-        "epochs_run": len(history),
-        "best_epoch": int(max(history, key=lambda h: h["val_ndcg@10"])["epoch"]),
-        "wall_time_s": round(time.perf_counter() - started, 2),
-        "torch_version": torch.__version__,
-        "history": history,
     }
     return state_dict_for_safetensors(head), config.to_dict(), metadata
 
@@ -164,7 +149,7 @@ def project_corpus(
     def blocks() -> Iterator[np.ndarray]:
         started, done = time.perf_counter(), 0
         for block in segments.iter_clip_chunks(refs, chunk):
-            yield head.embed_numpy(block, batch_size=chunk)
+            yield head.embed_numpy(block)
             done += len(block)
         rate = done / max(time.perf_counter() - started, 1e-9)
         logger.info("Projected %d clips (%.0f clips/s)", done, rate)
