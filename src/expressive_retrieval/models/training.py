@@ -18,6 +18,7 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from expressive_retrieval.metrics import ranking_metrics
 from expressive_retrieval.models.losses import (
@@ -105,7 +106,8 @@ class TrainParams:
 
     ``loss_weights`` multiply the named losses in the total; ``patience`` epochs without a
     better validation nDCG@10 stop training; ``num_threads`` sets torch's CPU threads;
-    ``normalization_clips`` training clips (a seeded sample) fit the input standardisation.
+    ``normalization_clips`` training clips (a seeded sample) fit the input standardisation;
+    ``temperature`` divides list scores in the listwise ranking loss.
     """
 
     epochs: int = 30
@@ -120,6 +122,7 @@ class TrainParams:
     num_threads: int | None = None
     grad_clip: float | None = 1.0
     normalization_clips: int = 1024
+    temperature: float = 0.1
 
 
 @contextlib.contextmanager
@@ -180,48 +183,50 @@ def run_epochs(
         logger.info("%s: initial val nDCG@10 %.4f", desc, validate())
         best_score, best_epoch = -np.inf, 0
         best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        bar = tqdm(range(1, params.epochs + 1), desc=desc, disable=not progress)
-        for epoch in bar:
-            start = time.perf_counter()
-            model.train()
-            sums: dict[str, float] = {}
-            num_batches = 0
-            for batch in batches(rng):
-                losses = step(batch)
-                unknown = set(losses) - set(params.loss_weights)
-                if unknown:
-                    raise ValueError(f"no loss weight for {sorted(unknown)} in loss_weights")
-                total = sum(params.loss_weights[name] * value for name, value in losses.items())
-                optimizer.zero_grad(set_to_none=True)
-                total.backward()
-                if params.grad_clip is not None:
-                    nn.utils.clip_grad_norm_(model.parameters(), params.grad_clip)
-                optimizer.step()
-                for name, value in {"loss": total, **losses}.items():
-                    key = name if name == "loss" else f"loss_{name}"
-                    sums[key] = sums.get(key, 0.0) + value.item()
-                num_batches += 1
-            model.eval()
-            score = validate()
-            record = {"epoch": epoch} | {k: v / max(num_batches, 1) for k, v in sums.items()}
-            record |= {"val_ndcg@10": score, "seconds": time.perf_counter() - start}
-            history.append(record)
-            logger.info(
-                "%s epoch %d: %s, val nDCG@10 %.4f (%.1fs)",
-                desc,
-                epoch,
-                ", ".join(f"{k} {v:.4f}" for k, v in record.items() if k.startswith("loss")),
-                score,
-                record["seconds"],
-            )
-            bar.set_postfix(loss=f"{record.get('loss', float('nan')):.4f}", ndcg=f"{score:.4f}")
-            if score > best_score:
-                best_score, best_epoch = score, epoch
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            elif epoch - best_epoch >= params.patience:
-                logger.info("%s: no improvement for %d epochs, stopping", desc, params.patience)
-                break
-        bar.close()
+        # Log lines go through tqdm.write so they never break the progress bar.
+        with logging_redirect_tqdm():
+            bar = tqdm(range(1, params.epochs + 1), desc=desc, disable=not progress)
+            for epoch in bar:
+                start = time.perf_counter()
+                model.train()
+                sums: dict[str, float] = {}
+                num_batches = 0
+                for batch in batches(rng):
+                    losses = step(batch)
+                    unknown = set(losses) - set(params.loss_weights)
+                    if unknown:
+                        raise ValueError(f"no loss weight for {sorted(unknown)} in loss_weights")
+                    total = sum(params.loss_weights[name] * value for name, value in losses.items())
+                    optimizer.zero_grad(set_to_none=True)
+                    total.backward()
+                    if params.grad_clip is not None:
+                        nn.utils.clip_grad_norm_(model.parameters(), params.grad_clip)
+                    optimizer.step()
+                    for name, value in {"loss": total, **losses}.items():
+                        key = name if name == "loss" else f"loss_{name}"
+                        sums[key] = sums.get(key, 0.0) + value.item()
+                    num_batches += 1
+                model.eval()
+                score = validate()
+                record = {"epoch": epoch} | {k: v / max(num_batches, 1) for k, v in sums.items()}
+                record |= {"val_ndcg@10": score, "seconds": time.perf_counter() - start}
+                history.append(record)
+                logger.info(
+                    "%s epoch %d: %s, val nDCG@10 %.4f (%.1fs)",
+                    desc,
+                    epoch,
+                    ", ".join(f"{k} {v:.4f}" for k, v in record.items() if k.startswith("loss")),
+                    score,
+                    record["seconds"],
+                )
+                bar.set_postfix(loss=f"{record.get('loss', float('nan')):.4f}", ndcg=f"{score:.4f}")
+                if score > best_score:
+                    best_score, best_epoch = score, epoch
+                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                elif epoch - best_epoch >= params.patience:
+                    logger.info("%s: no improvement for %d epochs, stopping", desc, params.patience)
+                    break
+            bar.close()
         model.load_state_dict(best_state)
         model.eval()
     logger.info("%s: restored epoch %d (val nDCG@10 %.4f)", desc, best_epoch, best_score)
@@ -388,7 +393,7 @@ def fit_oracle(
         proxies = torch.from_numpy(_standardise(clip_proxy_features, train_rows))
     model.set_input_statistics(*sample_input_statistics(load_clips, train_rows, params))
     ranking_loss, aspect_loss, proxy_loss = (
-        ListwiseRankingLoss(),
+        ListwiseRankingLoss(params.temperature),
         AspectRegressionLoss(),
         ProxyPredictionLoss(),
     )
