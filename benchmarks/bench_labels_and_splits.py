@@ -19,11 +19,6 @@ DEFAULT_GROUPS = yaml.safe_load((REPO / "conf/base/parameters_synthetic_data.yml
 ]["num_groups"]
 
 
-def run_pipelines(root: str, pipelines: list[str]) -> None:
-    """Run ``pipelines`` in the scratch project at ``root`` (already configured)."""
-    ScratchProject(Path(root), create=False).run(*pipelines)
-
-
 def main() -> None:
     runs = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -37,12 +32,12 @@ def main() -> None:
                 },
             )
             generate = measured(
-                "benchmarks.bench_labels_and_splits:run_pipelines",
+                "benchmarks.scratch:run_pipelines",
                 root=str(root),
                 pipelines=["synthetic_data"],
             )
             labels = measured(
-                "benchmarks.bench_labels_and_splits:run_pipelines",
+                "benchmarks.scratch:run_pipelines",
                 root=str(root),
                 pipelines=["labels_and_splits"],
             )

@@ -20,11 +20,6 @@ from expressive_retrieval.models import OracleConfig, OracleScorer
 from expressive_retrieval.segments import clip_refs
 
 
-def run_pipelines(root: str, pipelines: list[str]) -> None:
-    """Run ``pipelines`` in the scratch project at ``root``."""
-    ScratchProject(Path(root), create=False).run(*pipelines)
-
-
 def _throughput(project: ScratchProject, repeats: int = 3) -> dict[str, float]:
     """Pairs/s of one query against every clip, and of every clip against every clip."""
     catalog = project.catalog()
@@ -59,12 +54,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         project = ScratchProject(Path(tmp) / "default", {"oracle_scorer": {"progress": False}})
         measured(
-            "benchmarks.bench_oracle_scorer:run_pipelines",
+            "benchmarks.scratch:run_pipelines",
             root=str(project.root),
             pipelines=["synthetic_data", "labels_and_splits"],
         )
         run = measured(
-            "benchmarks.bench_oracle_scorer:run_pipelines",
+            "benchmarks.scratch:run_pipelines",
             root=str(project.root),
             pipelines=["oracle_scorer"],
         )

@@ -44,11 +44,6 @@ def _config(cls, num_layers: int, dim: int, **extra):
     )
 
 
-def run_pipelines(root: str, pipelines: list[str]) -> None:
-    """Run ``pipelines`` in the scratch project at ``root``."""
-    ScratchProject(Path(root), create=False).run(*pipelines)
-
-
 def project_and_index(root: str) -> dict[str, float]:
     """Project every clip (streamed), write the vectors, build a Flat index (measured)."""
     project = ScratchProject(Path(root), create=False)
@@ -114,7 +109,7 @@ def main() -> None:
             root = Path(tmp) / f"x{scale}"
             ScratchProject(root, {"synthetic_data": {"num_groups": DEFAULT_GROUPS * scale}})
             measured(
-                "benchmarks.bench_projection_retriever:run_pipelines",
+                "benchmarks.scratch:run_pipelines",
                 root=str(root),
                 pipelines=["synthetic_data", "labels_and_splits"],
             )

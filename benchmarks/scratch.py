@@ -101,3 +101,8 @@ class ScratchProject:
         """Saved versions of a versioned dataset (folder names), sorted."""
         path = Path(self.catalog().get(name)._filepath)
         return sorted(p.name for p in path.iterdir()) if path.is_dir() else []
+
+
+def run_pipelines(root: str, pipelines: list[str]) -> None:
+    """Run ``pipelines`` in the scratch project made earlier at ``root`` (for ``measured``)."""
+    ScratchProject(Path(root), create=False).run(*pipelines)

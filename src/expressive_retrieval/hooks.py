@@ -9,6 +9,8 @@ from typing import Any
 
 from kedro.framework.hooks import hook_impl
 
+from expressive_retrieval.integrity import sha256_file
+
 GENERATOR_NODE = "generate_synthetic_catalogue_node"
 RAW_ENTRIES = ("tracks", "segments", "proxy_targets", "discovery")
 MARKER_NAME = ".synthetic_manifest.json"
@@ -21,7 +23,7 @@ class SyntheticDataRefused(RuntimeError):
 def fingerprint(path: Path) -> str | None:
     """Content hash of a file, or a listing hash (name, size, mtime) of a folder."""
     if path.is_file():
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+        return sha256_file(path)
     if path.is_dir():
         listing = sorted(
             (p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in path.iterdir() if p.is_file()

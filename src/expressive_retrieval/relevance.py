@@ -39,6 +39,11 @@ def feature_columns(aspects: dict[str, dict]) -> list[tuple[str, str, str]]:
     return columns
 
 
+def proxy_columns(aspects: dict[str, dict]) -> list[str]:
+    """Every proxy column the aspects use, once each, in order of first use."""
+    return list(dict.fromkeys(p for spec in aspects.values() for p in spec["proxies"]))
+
+
 def feature_name(aspect: str, proxy: str, aggregate: str) -> str:
     return f"{aspect}.{proxy}.{aggregate}"
 

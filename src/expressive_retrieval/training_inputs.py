@@ -6,6 +6,7 @@ are described and recorded the same way.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -13,7 +14,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from expressive_retrieval.models.training import TrainParams
+from expressive_retrieval.models.serialization import state_dict_for_safetensors
+from expressive_retrieval.models.training import TrainParams, listwise_data
 from expressive_retrieval.relevance import RelevanceModel
 from expressive_retrieval.segments import SegmentStore, clip_refs
 
@@ -39,23 +41,47 @@ def clip_loader(segments: SegmentStore, clips: pd.DataFrame) -> Callable[[np.nda
     return lambda rows: segments.clips([refs[i] for i in rows])
 
 
-def training_metadata(
-    seed: int,
-    dataset_version: dict[str, Any],
+def train_on_lists(
+    fit: Callable[..., tuple[torch.nn.Module, list[dict]]],
+    model: torch.nn.Module,
+    supervision: Any,
     train_params: TrainParams,
-    training: dict[str, Any],
-    history: list[dict],
-    wall_time_s: float,
-) -> dict[str, Any]:
-    """``training_metadata.json``: seed, loss weights, dataset version, epochs, wall time."""
-    return {
-        "seed": seed,
+    segments: SegmentStore,
+    clips: pd.DataFrame,
+    pairs: pd.DataFrame,
+    dataset_version: dict[str, Any],
+    params: dict[str, Any],
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Fit ``model`` on the train lists (early stopping on val); its weights and metadata.
+
+    ``fit`` is ``fit_oracle`` or ``fit_projection``; ``supervision`` is what it takes beside
+    the lists (the oracle's clip proxy features, the projection's teacher scores).
+
+    Returns:
+        The safetensors-ready state dict and ``training_metadata.json``: seed, loss
+        weights, dataset version, epochs, best epoch, wall time, per-epoch history.
+    """
+    aspects = model.config.aspects
+    started = time.perf_counter()
+    model, history = fit(
+        model,
+        listwise_data(pairs, clips, aspects, "train"),
+        listwise_data(pairs, clips, aspects, "val"),
+        clip_loader(segments, clips),
+        supervision,
+        train_params,
+        progress=params.get("progress", True),
+    )
+    segments.close()
+    metadata = {
+        "seed": train_params.seed,
         "dataset_version": dataset_version["dataset_version"],
         "loss_weights": train_params.loss_weights,
-        "training": training,
+        "training": params["training"],
         "epochs_run": len(history),
         "best_epoch": int(max(history, key=lambda h: h["val_ndcg@10"])["epoch"]),
-        "wall_time_s": round(wall_time_s, 2),
+        "wall_time_s": round(time.perf_counter() - started, 2),
         "torch_version": torch.__version__,
         "history": history,
     }
+    return state_dict_for_safetensors(model), metadata

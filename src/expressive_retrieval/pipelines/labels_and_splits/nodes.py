@@ -13,18 +13,20 @@ import pandas as pd
 from expressive_retrieval import expectations
 from expressive_retrieval.baselines import mean_pooled_vectors
 from expressive_retrieval.contract import check_raw_inputs, raise_for_violations
+from expressive_retrieval.integrity import sha256_file
 from expressive_retrieval.probes import probe_layer_scores
-from expressive_retrieval.relevance import RelevanceModel, clip_features, fill_missing_proxies
+from expressive_retrieval.relevance import (
+    RelevanceModel,
+    clip_features,
+    fill_missing_proxies,
+    proxy_columns,
+)
 from expressive_retrieval.segments import SegmentStore
 from expressive_retrieval.splits import assign_splits
 
 logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
-
-
-def _proxy_columns(aspects: dict[str, dict]) -> list[str]:
-    return list(dict.fromkeys(p for spec in aspects.values() for p in spec["proxies"]))
 
 
 def check_raw_inputs_node(
@@ -42,7 +44,7 @@ def check_raw_inputs_node(
     """
     contract = check_raw_inputs(tracks, segments, proxy_targets, discovery, aspects, raw_files)
     suites = (
-        expectations.validate_raw_tables(tracks, proxy_targets, _proxy_columns(aspects))
+        expectations.validate_raw_tables(tracks, proxy_targets, proxy_columns(aspects))
         if contract["passed"]
         else {"success": None, "suites": {}, "skipped": "the input contract failed first"}
     )
@@ -130,7 +132,7 @@ def build_clip_features(
     Returns:
         ``clip_aspect_features`` (raw units, one row per clip) and the relevance model.
     """
-    columns = _proxy_columns(aspects)
+    columns = proxy_columns(aspects)
     filled = fill_missing_proxies(proxy_targets, columns)
     features = clip_features(filled, clips, aspects)
     train = features.loc[clips.loc[clips["split"] == "train", "clip_id"]]
@@ -310,13 +312,8 @@ def _frame_digest(frame: pd.DataFrame) -> str:
 
 
 def _segments_digest(segments: SegmentStore, track_ids: list[str]) -> str:
-    digest = hashlib.sha256()
-    for track_id in sorted(track_ids):
-        with open(segments.path(track_id), "rb") as handle:
-            digest.update(track_id.encode())
-            for block in iter(lambda h=handle: h.read(1 << 22), b""):
-                digest.update(block)
-    return digest.hexdigest()
+    listing = [f"{t}:{sha256_file(segments.path(t))}" for t in sorted(track_ids)]
+    return hashlib.sha256("\n".join(listing).encode()).hexdigest()
 
 
 def dataset_version(

@@ -12,8 +12,7 @@ import torch
 
 from expressive_retrieval.baselines import mean_pooled_vectors
 from expressive_retrieval.models import OracleConfig, OracleScorer
-from expressive_retrieval.models.serialization import state_dict_for_safetensors
-from expressive_retrieval.models.training import TrainParams, fit_oracle, listwise_data
+from expressive_retrieval.models.training import TrainParams, fit_oracle
 from expressive_retrieval.relevance import RelevanceModel
 from expressive_retrieval.retrieval_eval import (
     SplitView,
@@ -23,7 +22,7 @@ from expressive_retrieval.retrieval_eval import (
     split_view,
 )
 from expressive_retrieval.segments import SegmentStore, clip_refs
-from expressive_retrieval.training_inputs import clip_loader, model_layout, training_metadata
+from expressive_retrieval.training_inputs import model_layout, train_on_lists
 
 logger = logging.getLogger(__name__)
 
@@ -51,26 +50,18 @@ def train_oracle(
     config = OracleConfig(**layout, num_proxy_features=counts, **params["model"])
     train_params = TrainParams(**params["training"], seed=seed)
     features = clip_aspect_features.set_index("clip_id").loc[clips["clip_id"], relevance.features]
-    started = time.perf_counter()
-    model, history = fit_oracle(
+    state, metadata = train_on_lists(
+        fit_oracle,
         OracleScorer(config, seed=seed),
-        listwise_data(pairs, clips, config.aspects, "train"),
-        listwise_data(pairs, clips, config.aspects, "val"),
-        clip_loader(segments, clips),
         features.to_numpy(dtype=np.float32),
         train_params,
-        progress=params.get("progress", True),
-    )
-    segments.close()
-    metadata = training_metadata(
-        seed,
+        segments,
+        clips,
+        pairs,
         dataset_version,
-        train_params,
-        params["training"],
-        history,
-        time.perf_counter() - started,
+        params,
     )
-    return state_dict_for_safetensors(model), config.to_dict(), metadata
+    return state, config.to_dict(), metadata
 
 
 def split_report(

@@ -23,7 +23,6 @@ from expressive_retrieval.models import (
     ProjectionTrainParams,
     fit_projection,
     oracle_list_scores,
-    state_dict_for_safetensors,
 )
 from expressive_retrieval.models.training import listwise_data
 from expressive_retrieval.retrieval_eval import (
@@ -33,7 +32,7 @@ from expressive_retrieval.retrieval_eval import (
     split_view,
 )
 from expressive_retrieval.segments import SegmentStore, clip_refs
-from expressive_retrieval.training_inputs import clip_loader, model_layout, training_metadata
+from expressive_retrieval.training_inputs import clip_loader, model_layout, train_on_lists
 
 logger = logging.getLogger(__name__)
 
@@ -71,29 +70,22 @@ def _train(
         **model_layout(clips, layer_evidence, dataset_version), **params["model"]
     )
     train_params = ProjectionTrainParams(**params["training"], seed=seed)
-    started = time.perf_counter()
-    head, history = fit_projection(
+    state, metadata = train_on_lists(
+        fit_projection,
         ProjectionHead(config, seed=seed),
-        listwise_data(pairs, clips, config.aspects, "train"),
-        listwise_data(pairs, clips, config.aspects, "val"),
-        clip_loader(segments, clips),
         teacher,
         train_params,
-        progress=params.get("progress", True),
-    )
-    segments.close()
-    metadata = training_metadata(
-        seed,
+        segments,
+        clips,
+        pairs,
         dataset_version,
-        train_params,
-        params["training"],
-        history,
-        time.perf_counter() - started,
-    ) | {
+        params,
+    )
+    metadata |= {
         "distilled": teacher is not None and train_params.loss_weights.get("distillation", 0) > 0,
         "distillation": train_params.distillation,
     }
-    return state_dict_for_safetensors(head), config.to_dict(), metadata
+    return state, config.to_dict(), metadata
 
 
 def train_distilled_projection(
