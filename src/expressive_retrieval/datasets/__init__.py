@@ -4,6 +4,7 @@ from expressive_retrieval.datasets.faiss_index_dataset import FaissIndexDataset
 from expressive_retrieval.datasets.frozen_dataset import LatestVersionDataset
 from expressive_retrieval.datasets.safetensors_dataset import SafetensorsDataset
 from expressive_retrieval.datasets.segments_dataset import SegmentsDataset
+from expressive_retrieval.datasets.text_files_dataset import TextFilesDataset
 from expressive_retrieval.datasets.vectors_dataset import VectorBlocks, VectorsDataset
 
 __all__ = [
@@ -11,6 +12,7 @@ __all__ = [
     "LatestVersionDataset",
     "SafetensorsDataset",
     "SegmentsDataset",
+    "TextFilesDataset",
     "VectorBlocks",
     "VectorsDataset",
 ]
