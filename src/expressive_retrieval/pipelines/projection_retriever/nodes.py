@@ -12,7 +12,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from expressive_retrieval.aspect_vectors import track_vectors
+from expressive_retrieval.aspect_vectors import (
+    aspect_similarities,
+    normalised_weights,
+    track_vectors,
+)
 from expressive_retrieval.datasets import VectorBlocks
 from expressive_retrieval.index import IndexArtifact, build_index, exact_search, recall_at_k, search
 from expressive_retrieval.models import (
@@ -187,10 +191,9 @@ def build_clip_index(
     )
 
 
-def _vector_scores(vectors: np.ndarray, num_aspects: int) -> tuple[np.ndarray, np.ndarray]:
-    per_aspect = vectors.reshape(len(vectors), num_aspects, -1)
-    sims = np.einsum("qak,nak->qna", per_aspect, per_aspect)
-    return sims.mean(-1), sims
+def _vector_scores(vectors: np.ndarray, weights: list[float]) -> tuple[np.ndarray, np.ndarray]:
+    sims = aspect_similarities(vectors, vectors, len(weights))
+    return sims @ normalised_weights(weights, len(weights)), sims
 
 
 def evaluate_projection(
@@ -225,7 +228,7 @@ def evaluate_projection(
     track = params["track_scoring"]
     systems, aspects = {}, {}
     for name, vectors in (("projection_distilled", distilled), ("projection", plain)):
-        total, per_aspect = _vector_scores(vectors, len(config.aspects))
+        total, per_aspect = _vector_scores(vectors, config.default_weights)
         systems[name] = ranking_report(view, total, aggregate_clip_scores(view, total, **track))
         aspects[name] = aspect_report(view, per_aspect, params["checks"])
     systems["oracle"] = oracle_eval_report["splits"]["test"]["systems"]["oracle"]
