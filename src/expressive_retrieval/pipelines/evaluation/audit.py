@@ -269,8 +269,17 @@ def ingest_audit_judgements(
         if accuracy is None or accuracy < gate["min_pairwise_accuracy"]:
             shown = "no judged pairs" if accuracy is None else f"{accuracy:.3f}"
             failures.append(
-                f"human_audit: {name} pairwise preference accuracy {shown} (min {gate['min_pairwise_accuracy']})"
+                f"human_audit: {name} pairwise preference accuracy {shown} "
+                f"(min {gate['min_pairwise_accuracy']})"
             )
+            continue
+        for baseline in gate["baselines"]:
+            reference = per_system[baseline]["pairwise_accuracy"]
+            if reference is not None and accuracy <= reference:
+                failures.append(
+                    f"human_audit: {name} pairwise preference accuracy {accuracy:.3f} "
+                    f"<= {baseline} {reference:.3f}"
+                )
     if len(raters) >= 2 and (alpha is None or alpha < gate["min_alpha"]):
         shown = "undefined" if alpha is None else f"{alpha:.3f}"
         failures.append(
