@@ -49,8 +49,8 @@ def labelled_project(tmp_path_factory: pytest.TempPathFactory) -> ScratchProject
 @pytest.fixture(scope="session")
 def projected_project(tmp_path_factory: pytest.TempPathFactory) -> ScratchProject:
     """One project trained through ``projection_retriever``, shared by the projection and
-    evaluation tests (training is the slow part of the suite). Tests that alter a file
-    restore it; tests that need other parameters make their own project.
+    evaluation tests (training is the slow part of the suite). Tests that alter a file or
+    a parameter restore it; evaluation runs only add versions of evaluation datasets.
     """
     from tests.pipelines.test_projection_retriever import PROJECTION_DATA
 

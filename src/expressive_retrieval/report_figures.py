@@ -102,11 +102,16 @@ def training_plot(report: dict[str, Any]) -> Figure:
         if not curve["epochs"]:
             continue
         loss_ax.plot(curve["epochs"], curve["loss"], marker=".", label=name)
-        ndcg_ax.plot(curve["epochs"], curve["val_ndcg@10"], marker=".", label=name)
+        (line,) = ndcg_ax.plot(curve["epochs"], curve["val_ndcg@10"], marker=".", label=name)
         if curve.get("best_epoch"):
             best = curve["epochs"].index(curve["best_epoch"])
             ndcg_ax.scatter(
-                [curve["best_epoch"]], [curve["val_ndcg@10"][best]], marker="*", s=120, zorder=3
+                [curve["best_epoch"]],
+                [curve["val_ndcg@10"][best]],
+                marker="*",
+                s=120,
+                zorder=3,
+                color=line.get_color(),
             )
     loss_ax.set_title("training loss", fontsize=9)
     ndcg_ax.set_title("validation nDCG@10 (★ = kept epoch)", fontsize=9)

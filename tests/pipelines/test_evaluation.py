@@ -6,7 +6,10 @@ import contextlib
 import io
 import json
 import re
+import shutil
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,6 +17,7 @@ import pytest
 import pytrec_eval
 
 from benchmarks.scratch import ScratchProject
+from expressive_retrieval.human_audit import parse_judgements
 from expressive_retrieval.metrics import format_qrels, format_run, parse_qrels, parse_run
 from expressive_retrieval.pipelines.evaluation.nodes import (
     GATES,
@@ -379,3 +383,27 @@ def test_notebook_explores_the_outputs_through_the_catalog(evaluated) -> None:
     client.execute()
     (result,) = [o for o in notebook.cells[-1].outputs if o["output_type"] == "execute_result"]
     assert "share_learned_better" in result["data"]["text/plain"]
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs node to run the page's script")
+def test_audit_page_saves_what_the_ingest_reads(evaluated, tmp_path) -> None:
+    """The rater page's own script, on a minimal DOM: grade, save, parse the CSV."""
+    kit = evaluated.load("audit_kit")
+    table = pd.read_csv(io.StringIO(kit["audit_kit.csv"]))
+    page, grades = tmp_path / "audit_kit.html", tmp_path / "grades.json"
+    page.write_text(kit["audit_kit.html"])
+    chosen = {item: i % 4 for i, item in enumerate(table["item_id"][::2])}
+    grades.write_text(json.dumps(chosen))
+    runner = Path(__file__).resolve().parents[1] / "js" / "run_audit_page.js"
+    saved = subprocess.run(
+        ["node", str(runner), str(page), str(grades), "Ana B"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    judgements, notes = parse_judgements({"judgements_ana.csv": saved})
+    assert notes == [] and set(judgements["rater"]) == {"Ana B"}
+    assert dict(zip(judgements["item_id"], judgements["grade"], strict=True)) == chosen
+    expected = table.set_index("item_id").loc[list(chosen)]
+    assert list(judgements["candidate_clip_id"]) == list(expected["candidate_clip_id"])
+    assert set(judgements["kit_id"]) == set(table["kit_id"])
