@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from expressive_retrieval.audit_page import audit_page
 from expressive_retrieval.human_audit import (
     kit_table,
     krippendorff_alpha_interval,
@@ -102,3 +103,38 @@ def test_parse_judgements_keeps_valid_grades_and_names_raters() -> None:
     assert judgements.set_index("rater").loc["ana", "grade"] == 2  # the later grade wins
     assert len(notes) == 1 and notes[0].startswith("broken.csv")
     assert parse_judgements({})[0].empty
+
+
+def test_rater_page_embeds_audio_players_when_tracks_have_audio() -> None:
+    row = {
+        "kit_id": "k1",
+        "query_number": 1,
+        "query_clip_id": "t1:0",
+        "query_start_s": 0.0,
+        "query_end_s": 30.0,
+        "candidate_start_s": 15.0,
+        "candidate_end_s": 45.0,
+    }
+    kit = pd.DataFrame(
+        [
+            row
+            | {
+                "item_id": "q001-c01",
+                "candidate_clip_id": "t2:3",
+                "query_audio_uri": "a/t1.mp3",
+                "candidate_audio_uri": "a/t2.mp3",
+            },
+            row
+            | {
+                "item_id": "q001-c02",
+                "candidate_clip_id": "t3:3",
+                "query_audio_uri": "a/t1.mp3",
+                "candidate_audio_uri": "",
+            },
+        ]
+    )
+    page = audit_page(kit)
+    assert '"audio_uri": "a/t2.mp3"' in page and '"audio_uri": ""' in page
+    assert 'audio.src = uri + "#t=" + start + "," + end' in page  # the clip's window only
+    assert "q001-c01" in page and "q001-c02" in page and "</script>" in page
+    assert "<\\/" not in page.split("<script>")[0]
