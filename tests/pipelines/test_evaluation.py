@@ -24,6 +24,7 @@ from expressive_retrieval.pipelines.evaluation.nodes import (
     METRICS,
     SYSTEMS,
     EvaluationGateFailed,
+    enforce_gates,
     evaluation_view,
     gate_verdicts,
     measure_systems,
@@ -278,6 +279,9 @@ def test_failed_gate_fails_the_run_after_saving_the_report(evaluated) -> None:
     assert report["gates"]["ranking"]["status"] == "failed"
     assert "100.0 x cosine" in report["gates"]["ranking"]["detail"]
     assert "report.html" in evaluated.load("evaluation_html")
+    lenient = {"gates": {"fail_on_gate": False}}
+    verdict = enforce_gates(report, {}, lenient)
+    assert verdict["passed"] is False and verdict["gates"]["ranking"] == "failed"
 
 
 # ---- human audit ---------------------------------------------------------------------------

@@ -445,12 +445,17 @@ class EvaluationGateFailed(RuntimeError):
 
 def enforce_gates(
     evaluation_report: dict[str, Any], evaluation_html: dict[str, str], params: dict[str, Any]
-) -> None:
+) -> dict[str, Any]:
     """Fail the run when a gate failed, once the report and its page are saved.
+
+    Returns:
+        ``evaluation_verdict``: ``{"passed": bool, "gates": {gate: status}}``, so a later
+        step (e.g. export) can depend on the gates having been enforced.
 
     Raises:
         EvaluationGateFailed: naming every failed gate and its figures.
     """
+    statuses = {name: verdict["status"] for name, verdict in evaluation_report["gates"].items()}
     failed = {
         name: verdict
         for name, verdict in evaluation_report["gates"].items()
@@ -460,9 +465,10 @@ def enforce_gates(
         logger.info(
             "Every evaluation gate passed or is pending (%d report files)", len(evaluation_html)
         )
-        return
+        return {"passed": True, "gates": statuses}
     lines = [f"{name}: {failure}" for name, v in failed.items() for failure in v["failures"]]
     message = f"Evaluation gate(s) failed: {', '.join(failed)}\n  - " + "\n  - ".join(lines)
     if params["gates"]["fail_on_gate"]:
         raise EvaluationGateFailed(message + "\nThe evaluation report and its page are saved.")
     logger.warning("%s\nfail_on_gate is false: the run goes on.", message)
+    return {"passed": False, "gates": statuses}

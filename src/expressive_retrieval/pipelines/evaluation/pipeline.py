@@ -134,7 +134,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(
                 enforce_gates,
                 ["evaluation_report", "evaluation_html", "params:evaluation"],
-                None,
+                "evaluation_verdict",
                 name="enforce_gates_node",
             ),
         ]
