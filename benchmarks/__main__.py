@@ -13,6 +13,7 @@ BENCHMARKS = [
     "oracle_scorer",
     "projection_retriever",
     "distillation",
+    "evaluation",
 ]
 
 

@@ -28,13 +28,29 @@ def _registry() -> dict:
 
 def test_registry_has_every_pipeline_and_the_aggregates() -> None:
     registry = _registry()
-    names = {"synthetic_data", "labels_and_splits", "oracle_scorer"}
+    names = {
+        "synthetic_data",
+        "labels_and_splits",
+        "oracle_scorer",
+        "projection_retriever",
+        "evaluation",
+    }
     assert names <= set(registry)
     default = {n.name for n in registry["__default__"].nodes}
     training = {n.name for n in registry["training"].nodes}
     assert "generate_synthetic_catalogue_node" in default
     assert "generate_synthetic_catalogue_node" not in training
     assert training | {"generate_synthetic_catalogue_node"} == default
+    # Evaluation reads only what this run writes (never a stale artifact on disk), and each
+    # of its nodes runs after the nodes that write its inputs.
+    order = registry["__default__"].nodes
+    position = {output: i for i, n in enumerate(order) for output in n.outputs}
+    external = {"audit_judgements", "previous_splits"}
+    for i, node in enumerate(order):
+        if node in registry["evaluation"].nodes:
+            for name in node.inputs:
+                if not name.startswith("params:") and name not in external:
+                    assert position[name] < i, (node.name, name)
 
 
 def test_catalog_layers_never_flow_backwards() -> None:
@@ -59,6 +75,7 @@ def test_artifacts_are_versioned_and_telemetry_is_off() -> None:
         "discovery",
         "synthetic_latents",
         "previous_splits",
+        "audit_judgements",  # returned by raters: an input folder, like the raw entries
     }
     for name, entry in catalog.items():
         if name not in raw:

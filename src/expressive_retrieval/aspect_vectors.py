@@ -77,3 +77,23 @@ def track_vectors(
     norms = np.linalg.norm(per_aspect, axis=-1, keepdims=True)
     unit = np.where(norms > _NORM_EPS, per_aspect / np.maximum(norms, _NORM_EPS), 0.0)
     return unit.reshape(sums.shape).astype(np.float32)
+
+
+def aspect_similarities(
+    queries: np.ndarray, candidates: np.ndarray, num_aspects: int
+) -> np.ndarray:
+    """Per-aspect inner products ``[Q, N, A]`` (float32) of flat ``[Q, A·k]``, ``[N, A·k]`` vectors.
+
+    With unit sub-vectors these are the per-aspect cosines, the sub-scores whose weighted
+    sum ``weight_query_vectors`` searches for.
+    """
+    queries, candidates = np.asarray(queries, np.float32), np.asarray(candidates, np.float32)
+    if queries.ndim != 2 or candidates.ndim != 2 or queries.shape[1] != candidates.shape[1]:
+        raise ValueError(
+            f"expected [Q, d] and [N, d] vectors, got {queries.shape}, {candidates.shape}"
+        )
+    if queries.shape[1] % num_aspects:
+        raise ValueError(f"vector width {queries.shape[1]} is not a multiple of {num_aspects}")
+    q = queries.reshape(len(queries), num_aspects, -1)
+    c = candidates.reshape(len(candidates), num_aspects, -1)
+    return np.einsum("qak,nak->qna", q, c)

@@ -11,7 +11,7 @@ exported run files, so the numbers agree with trec_eval on those files (DESIGN Â
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -88,13 +88,18 @@ def per_query_metrics(
     candidate_ids: Sequence[str],
     valid: np.ndarray,
     ks: Sequence[int] = (1, 5, 10, 50),
+    retrieved: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Per query ``recall@K``, ``mrr``, ``ndcg@10`` and ``num_relevant`` (index = query position).
 
     Metrics come from the top ``RUN_DEPTH`` ranking and are NaN for a query with no relevant
-    valid candidate (trec_eval leaves it out).
+    valid candidate (trec_eval leaves it out). ``retrieved`` ``[Q, N]`` marks the valid
+    candidates a system returned (default: all): only those are ranked, while relevance
+    (recall's denominator, the ideal DCG) still counts every valid candidate, as trec_eval
+    does for a run that omits judged documents.
     """
     scores, ids, valid = _check_matrices(scores, candidate_ids, valid)
+    ranked_mask = valid if retrieved is None else valid & np.asarray(retrieved, dtype=bool)
     relevance = np.asarray(relevance)
     assert relevance.shape == scores.shape, (relevance.shape, scores.shape)
     assert np.issubdtype(relevance.dtype, np.integer), relevance.dtype
@@ -110,7 +115,7 @@ def per_query_metrics(
     num_relevant = np.zeros(num_queries, dtype=np.int64)
     for rows in _chunks(num_queries):
         grades = np.where(valid[rows], relevance[rows], 0).astype(np.int64)
-        ranked = _rank(scores[rows], valid[rows], order, RUN_DEPTH)
+        ranked = _rank(scores[rows], ranked_mask[rows], order, RUN_DEPTH)
         gathered = np.take_along_axis(grades, np.maximum(ranked, 0), axis=1)
         ranked_grades = np.where(ranked >= 0, gathered, 0)
         hits = ranked_grades >= 1
@@ -136,15 +141,48 @@ def ranking_metrics(
     candidate_ids: Sequence[str],
     valid: np.ndarray,
     ks: Sequence[int] = (1, 5, 10, 50),
+    retrieved: np.ndarray | None = None,
 ) -> dict[str, float | int]:
     """Means of ``per_query_metrics`` over queries with a relevant candidate, plus counts."""
-    frame = per_query_metrics(scores, relevance, candidate_ids, valid, ks)
+    return summarise(per_query_metrics(scores, relevance, candidate_ids, valid, ks, retrieved))
+
+
+def summarise(frame: pd.DataFrame) -> dict[str, float | int]:
+    """Means of a ``per_query_metrics`` frame over judged queries, plus the query counts."""
     judged = frame[frame["num_relevant"] > 0].drop(columns="num_relevant")
     means: dict[str, float | int] = {name: float(judged[name].mean()) for name in judged}
     return means | {
         "num_queries": len(judged),
         "num_queries_without_relevant": len(frame) - len(judged),
     }
+
+
+def format_run(
+    query_ids: Sequence[str],
+    scores: np.ndarray,
+    candidate_ids: Sequence[str],
+    valid: np.ndarray,
+    system: str,
+    depth: int = RUN_DEPTH,
+    retrieved: np.ndarray | None = None,
+) -> str:
+    """``<query_id> Q0 <candidate_id> <rank> <score> <system>`` lines, top ``depth`` a query.
+
+    Scores keep full float precision (``repr``); ``retrieved`` (default: every valid
+    candidate) limits the run to what the system returned.
+    """
+    scores, ids, valid = _check_matrices(scores, candidate_ids, valid)
+    if retrieved is not None:
+        valid = valid & np.asarray(retrieved, dtype=bool)
+    queries = _check_ids(query_ids, "query_ids")
+    assert len(queries) == scores.shape[0], (len(queries), scores.shape)
+    assert len(system.split()) == 1 and system == system.strip(), f"bad system id {system!r}"
+    ranked = rank_candidates(scores, ids, valid, depth)
+    rows, ranks = np.nonzero(ranked >= 0)
+    columns = ranked[rows, ranks]
+    values = scores[rows, columns].tolist()
+    lines = zip(queries[rows], ids[columns], (ranks + 1).tolist(), values, strict=True)
+    return "".join(f"{q} Q0 {c} {r} {s!r} {system}\n" for q, c, r, s in lines)
 
 
 def write_run(
@@ -155,20 +193,30 @@ def write_run(
     valid: np.ndarray,
     system: str,
     depth: int = RUN_DEPTH,
+    retrieved: np.ndarray | None = None,
 ) -> None:
-    """Write ``<query_id> Q0 <candidate_id> <rank> <score> <system>``, top ``depth`` a query."""
-    scores, ids, valid = _check_matrices(scores, candidate_ids, valid)
-    queries = _check_ids(query_ids, "query_ids")
-    assert len(queries) == scores.shape[0], (len(queries), scores.shape)
-    assert len(system.split()) == 1 and system == system.strip(), f"bad system id {system!r}"
-    ranked = rank_candidates(scores, ids, valid, depth)
-    rows, ranks = np.nonzero(ranked >= 0)
-    columns = ranked[rows, ranks]
-    values = scores[rows, columns].tolist()
-    lines = zip(queries[rows], ids[columns], (ranks + 1).tolist(), values, strict=True)
+    """Write ``format_run``'s lines to ``path``."""
+    text = format_run(query_ids, scores, candidate_ids, valid, system, depth, retrieved)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.writelines(f"{q} Q0 {c} {r} {s!r} {system}\n" for q, c, r, s in lines)
+    Path(path).write_text(text, encoding="utf-8")
+
+
+def format_qrels(
+    query_ids: Sequence[str],
+    relevance: np.ndarray,
+    candidate_ids: Sequence[str],
+    valid: np.ndarray,
+) -> str:
+    """``<query_id> 0 <candidate_id> <grade>`` for every valid candidate with grade >= 1."""
+    relevance = np.asarray(relevance)
+    valid = np.asarray(valid, dtype=bool)
+    queries = _check_ids(query_ids, "query_ids")
+    ids = _check_ids(candidate_ids, "candidate_ids")
+    assert relevance.shape == valid.shape == (len(queries), len(ids)), relevance.shape
+    assert np.issubdtype(relevance.dtype, np.integer), relevance.dtype
+    rows, columns = np.nonzero(valid & (relevance >= 1))
+    lines = zip(queries[rows], ids[columns], relevance[rows, columns].tolist(), strict=True)
+    return "".join(f"{q} 0 {c} {g}\n" for q, c, g in lines)
 
 
 def write_qrels(
@@ -178,38 +226,42 @@ def write_qrels(
     candidate_ids: Sequence[str],
     valid: np.ndarray,
 ) -> None:
-    """Write ``<query_id> 0 <candidate_id> <grade>`` for every valid candidate with grade >= 1."""
-    relevance = np.asarray(relevance)
-    valid = np.asarray(valid, dtype=bool)
-    queries = _check_ids(query_ids, "query_ids")
-    ids = _check_ids(candidate_ids, "candidate_ids")
-    assert relevance.shape == valid.shape == (len(queries), len(ids)), relevance.shape
-    assert np.issubdtype(relevance.dtype, np.integer), relevance.dtype
-    rows, columns = np.nonzero(valid & (relevance >= 1))
-    lines = zip(queries[rows], ids[columns], relevance[rows, columns].tolist(), strict=True)
+    """Write ``format_qrels``'s lines to ``path``."""
+    text = format_qrels(query_ids, relevance, candidate_ids, valid)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.writelines(f"{q} 0 {c} {g}\n" for q, c, g in lines)
+    Path(path).write_text(text, encoding="utf-8")
 
 
-def read_run(path: str | os.PathLike[str]) -> dict[str, dict[str, float]]:
-    """A TREC run file as ``{query_id: {candidate_id: score}}`` (pytrec_eval's shape)."""
+def parse_run(lines: Iterable[str]) -> dict[str, dict[str, float]]:
+    """TREC run lines as ``{query_id: {candidate_id: score}}`` (pytrec_eval's shape)."""
     run: dict[str, dict[str, float]] = {}
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
+    for line in lines:
+        if line.strip():
             query, _, candidate, _, score, _ = line.split()
             run.setdefault(query, {})[candidate] = float(score)
     return run
 
 
-def read_qrels(path: str | os.PathLike[str]) -> dict[str, dict[str, int]]:
-    """A TREC qrels file as ``{query_id: {candidate_id: grade}}`` (pytrec_eval's shape)."""
+def parse_qrels(lines: Iterable[str]) -> dict[str, dict[str, int]]:
+    """TREC qrels lines as ``{query_id: {candidate_id: grade}}`` (pytrec_eval's shape)."""
     qrels: dict[str, dict[str, int]] = {}
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
+    for line in lines:
+        if line.strip():
             query, _, candidate, grade = line.split()
             qrels.setdefault(query, {})[candidate] = int(grade)
     return qrels
+
+
+def read_run(path: str | os.PathLike[str]) -> dict[str, dict[str, float]]:
+    """A TREC run file as ``{query_id: {candidate_id: score}}`` (pytrec_eval's shape)."""
+    with open(path, encoding="utf-8") as handle:
+        return parse_run(handle)
+
+
+def read_qrels(path: str | os.PathLike[str]) -> dict[str, dict[str, int]]:
+    """A TREC qrels file as ``{query_id: {candidate_id: grade}}`` (pytrec_eval's shape)."""
+    with open(path, encoding="utf-8") as handle:
+        return parse_qrels(handle)
 
 
 def aggregate_to_tracks(

@@ -22,8 +22,11 @@ from expressive_retrieval.aspect_checks import (
     faithfulness_matrix,
     faithfulness_verdict,
 )
-from expressive_retrieval.metrics import aggregate_to_tracks, ranking_metrics
+from expressive_retrieval.aspect_vectors import normalised_weights
+from expressive_retrieval.metrics import aggregate_to_tracks, per_query_metrics, summarise
 from expressive_retrieval.relevance import RelevanceModel
+
+TASKS = ("clip_to_clip", "clip_to_track")
 
 
 @dataclass
@@ -43,6 +46,18 @@ class SplitView:
     @property
     def aspects(self) -> list[str]:
         return self.model.aspects
+
+
+@dataclass
+class SystemScores:
+    """One system's scores of a split view's queries against its candidates."""
+
+    clip: np.ndarray  # [N, N] clip→clip scores (finite wherever view.valid)
+    track: np.ndarray  # [N, T] clip→track scores
+    aspects: np.ndarray | None = None  # [N, N, A] per-aspect sub-scores, if the system has them
+    retrieved: np.ndarray | None = None  # [N, N] what the system returned (None: everything)
+    track_retrieved: np.ndarray | None = None  # [N, T]
+    seconds: float = 0.0  # wall time of the scoring
 
 
 def split_view(
@@ -83,14 +98,46 @@ def aggregate_clip_scores(view: SplitView, scores: np.ndarray, how: str, k: int)
     return aggregate_to_tracks(scores, view.clip_track, len(view.track_ids), how=how, k=k)
 
 
+def scores_from_aspects(
+    view: SplitView, aspect_scores: np.ndarray, track_scoring: dict[str, Any], seconds: float = 0.0
+) -> SystemScores:
+    """Default-weight totals of per-aspect scores ``[N, N, A]``; tracks through their clips."""
+    total = aspect_scores @ normalised_weights(view.model.weights, len(view.aspects))
+    track = aggregate_clip_scores(view, total, **track_scoring)
+    return SystemScores(total, track, aspects=aspect_scores, seconds=seconds)
+
+
 def ranking_report(
     view: SplitView, scores: np.ndarray, track_scores: np.ndarray
 ) -> dict[str, dict[str, float]]:
     """Metrics for both tasks from clip scores ``[N, N]`` and track scores ``[N, T]``."""
     return {
-        "clip_to_clip": ranking_metrics(scores, view.grades, list(view.clip_ids), view.valid),
-        "clip_to_track": ranking_metrics(
-            track_scores, view.track_grades, list(view.track_ids), view.track_valid
+        task: summarise(frame)
+        for task, frame in per_query_report(view, scores, track_scores).items()
+    }
+
+
+def per_query_report(
+    view: SplitView,
+    scores: np.ndarray,
+    track_scores: np.ndarray,
+    retrieved: np.ndarray | None = None,
+    track_retrieved: np.ndarray | None = None,
+) -> dict[str, pd.DataFrame]:
+    """``per_query_metrics`` of both tasks (rows = ``view.clip_ids``).
+
+    ``retrieved`` / ``track_retrieved`` mark what a system returned (default: everything).
+    """
+    return {
+        "clip_to_clip": per_query_metrics(
+            scores, view.grades, list(view.clip_ids), view.valid, retrieved=retrieved
+        ),
+        "clip_to_track": per_query_metrics(
+            track_scores,
+            view.track_grades,
+            list(view.track_ids),
+            view.track_valid,
+            retrieved=track_retrieved,
         ),
     }
 
@@ -124,3 +171,61 @@ def aspect_report(
     }
     counterfactual["passed"] = bool((shares >= params["counterfactual_min_share"]).all())
     return {"aspect_faithfulness": faithfulness, "counterfactual": counterfactual}
+
+
+def counterfactual_curves(
+    view: SplitView, aspect_scores: np.ndarray, boosts: list[float], k: int
+) -> dict[str, list[float]]:
+    """Share of queries moved towards each aspect for every boost: ``{aspect: [share]}``."""
+    weights = np.asarray(view.model.weights)
+    shares = np.stack(
+        [
+            counterfactual_shares(aspect_scores, view.targets, view.valid, weights, boost, k)
+            for boost in boosts
+        ],
+        axis=1,
+    )
+    return {a: [float(s) for s in row] for a, row in zip(view.aspects, shares, strict=True)}
+
+
+def ranking_failures(
+    systems: dict[str, dict[str, dict[str, float]]],
+    system: str,
+    baseline: str,
+    min_ratio: float,
+    tasks: tuple[str, ...] = TASKS,
+) -> list[str]:
+    """``ranking:`` lines for every task where ``system``'s nDCG@10 < ``min_ratio`` × baseline's."""
+    failures = []
+    for task in tasks:
+        value, reference = systems[system][task]["ndcg@10"], systems[baseline][task]["ndcg@10"]
+        if value < min_ratio * reference:
+            failures.append(
+                f"ranking: {task} nDCG@10 {system} {value:.3f} < {min_ratio} x "
+                f"{baseline} {reference:.3f}"
+            )
+    return failures
+
+
+def aspect_failures(report: dict[str, Any], params: dict[str, Any], label: str = "") -> list[str]:
+    """``aspect_faithfulness:`` and ``counterfactual:`` lines of a failed ``aspect_report``.
+
+    ``label`` prefixes each aspect (e.g. ``"oracle/"``) when several systems are checked.
+    """
+    failures = []
+    for aspect, verdict in report["aspect_faithfulness"]["per_aspect"].items():
+        if not verdict["passed"]:
+            failures.append(
+                f"aspect_faithfulness: {label}{aspect} diagonal {verdict['diagonal']:.3f} "
+                f"(min {params['faithfulness_min_diagonal']}), margin {verdict['margin']:.3f} "
+                f"(min {params['faithfulness_min_margin']})"
+            )
+    for aspect, result in report["counterfactual"].items():
+        if aspect != "passed" and (
+            result["share_moved_as_expected"] < params["counterfactual_min_share"]
+        ):
+            failures.append(
+                f"counterfactual: {label}{aspect} moved {result['share_moved_as_expected']:.2f} "
+                f"of queries (min {params['counterfactual_min_share']})"
+            )
+    return failures

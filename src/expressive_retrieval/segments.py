@@ -71,9 +71,11 @@ class SegmentStore:
 
     def shape(self, track_id: str) -> tuple[int, ...]:
         """The array shape from the ``.npy`` header, without mapping the data."""
+        # numpy's public header readers exist per format version (1.0, 2.0; 3.0 reads as 2.0).
+        readers = {1: np.lib.format.read_array_header_1_0, 2: np.lib.format.read_array_header_2_0}
         with open(self.path(track_id), "rb") as handle:
-            version = np.lib.format.read_magic(handle)
-            shape, _, _ = np.lib.format._read_array_header(handle, version)
+            major, _ = np.lib.format.read_magic(handle)
+            shape, _, _ = readers[min(major, 2)](handle)
         return tuple(shape)
 
     def clip(self, track_id: str, start: int, stop: int) -> np.ndarray:

@@ -20,11 +20,9 @@ PROJECTION_DATA = deep_merge(
 )
 
 
-@pytest.fixture(scope="module")
-def projected(tmp_path_factory) -> ScratchProject:
-    project = ScratchProject(tmp_path_factory.mktemp("projection"), PROJECTION_DATA)
-    project.run("synthetic_data", "labels_and_splits", "oracle_scorer", "projection_retriever")
-    return project
+@pytest.fixture
+def projected(projected_project) -> ScratchProject:
+    return projected_project
 
 
 def test_corpus_vectors_cover_every_clip(projected) -> None:

@@ -17,7 +17,9 @@ from expressive_retrieval.relevance import RelevanceModel
 from expressive_retrieval.retrieval_eval import (
     SplitView,
     aggregate_clip_scores,
+    aspect_failures,
     aspect_report,
+    ranking_failures,
     ranking_report,
     split_view,
 )
@@ -76,8 +78,7 @@ def split_report(
     refs = clip_refs(members)
     started = time.perf_counter()
     chunks = segments.iter_clip_chunks(refs, params["evaluation"]["chunk_size"])
-    encoded = torch.cat([model.encode_clips(block) for block in chunks])
-    scores, per_aspect = model.score_many(encoded, encoded)
+    scores, per_aspect = model.score_all(chunks)
     seconds = time.perf_counter() - started
     pooled = mean_pooled_vectors(segments, members, model.config.dim)
     cosine = pooled @ pooled.T
@@ -129,30 +130,9 @@ def evaluate_oracle(
 
 def gate_verdict(split_report: dict[str, Any], gate: dict[str, Any]) -> dict[str, Any]:
     """Pass only if ranking beats cosine AND aspect behaviour holds (seed plan §3)."""
-    systems = split_report["systems"]
-    failures = []
-    for task in ("clip_to_clip", "clip_to_track"):
-        oracle, cosine = systems["oracle"][task]["ndcg@10"], systems["cosine"][task]["ndcg@10"]
-        if oracle < gate["min_ndcg_ratio_vs_cosine"] * cosine:
-            failures.append(
-                f"ranking: {task} nDCG@10 {oracle:.3f} < {gate['min_ndcg_ratio_vs_cosine']} x cosine {cosine:.3f}"
-            )
-    for aspect, verdict in split_report["aspect_faithfulness"]["per_aspect"].items():
-        if not verdict["passed"]:
-            failures.append(
-                f"aspect_faithfulness: {aspect} diagonal {verdict['diagonal']:.3f} "
-                f"(min {gate['faithfulness_min_diagonal']}), margin {verdict['margin']:.3f} "
-                f"(min {gate['faithfulness_min_margin']})"
-            )
-    for aspect, result in split_report["counterfactual"].items():
-        if (
-            aspect != "passed"
-            and result["share_moved_as_expected"] < gate["counterfactual_min_share"]
-        ):
-            failures.append(
-                f"counterfactual: {aspect} moved {result['share_moved_as_expected']:.2f} of "
-                f"queries (min {gate['counterfactual_min_share']})"
-            )
+    failures = ranking_failures(
+        split_report["systems"], "oracle", "cosine", gate["min_ndcg_ratio_vs_cosine"]
+    ) + aspect_failures(split_report, gate)
     return {
         "split": GATED_SPLIT,
         "status": "failed" if failures else "passed",

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from expressive_retrieval.aspect_vectors import track_vectors
+from expressive_retrieval.aspect_vectors import aspect_similarities, track_vectors
 from expressive_retrieval.datasets import VectorBlocks
 from expressive_retrieval.index import IndexArtifact, build_index, exact_search, recall_at_k, search
 from expressive_retrieval.models import (
@@ -26,9 +26,9 @@ from expressive_retrieval.models import (
 )
 from expressive_retrieval.models.training import listwise_data
 from expressive_retrieval.retrieval_eval import (
-    aggregate_clip_scores,
     aspect_report,
     ranking_report,
+    scores_from_aspects,
     split_view,
 )
 from expressive_retrieval.segments import SegmentStore, clip_refs
@@ -187,12 +187,6 @@ def build_clip_index(
     )
 
 
-def _vector_scores(vectors: np.ndarray, num_aspects: int) -> tuple[np.ndarray, np.ndarray]:
-    per_aspect = vectors.reshape(len(vectors), num_aspects, -1)
-    sims = np.einsum("qak,nak->qna", per_aspect, per_aspect)
-    return sims.mean(-1), sims
-
-
 def evaluate_projection(
     distilled_config: dict[str, Any],
     clip_vectors: np.ndarray,
@@ -225,9 +219,10 @@ def evaluate_projection(
     track = params["track_scoring"]
     systems, aspects = {}, {}
     for name, vectors in (("projection_distilled", distilled), ("projection", plain)):
-        total, per_aspect = _vector_scores(vectors, len(config.aspects))
-        systems[name] = ranking_report(view, total, aggregate_clip_scores(view, total, **track))
-        aspects[name] = aspect_report(view, per_aspect, params["checks"])
+        per_aspect = aspect_similarities(vectors, vectors, len(config.aspects))
+        scores = scores_from_aspects(view, per_aspect.astype(np.float64), track)
+        systems[name] = ranking_report(view, scores.clip, scores.track)
+        aspects[name] = aspect_report(view, scores.aspects, params["checks"])
     systems["oracle"] = oracle_eval_report["splits"]["test"]["systems"]["oracle"]
     systems["cosine"] = oracle_eval_report["splits"]["test"]["systems"]["cosine"]
     index, manifest = clip_index

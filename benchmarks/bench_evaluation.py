@@ -1,0 +1,65 @@
+"""``evaluation``: wall time and peak RSS of the whole pipeline on the default catalogue.
+
+Target (issue 5): within 60 s on 2 cores. The evaluation reads trained models, so it runs
+on a copy of this checkout's ``data/`` when that holds a complete default run (``make
+run``); otherwise the upstream pipelines are run first in the scratch project (not timed).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from benchmarks.harness import measured, write_result
+from benchmarks.scratch import REPO, ScratchProject
+
+UPSTREAM = ["synthetic_data", "labels_and_splits", "oracle_scorer", "projection_retriever"]
+TARGET_S = 60
+
+
+def _latest_report(root: Path) -> dict:
+    folder = root / "data/08_reporting/evaluation/evaluation_report.json"
+    latest = sorted(folder.iterdir())[-1]
+    return json.loads((latest / "evaluation_report.json").read_text())
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "default"
+        ScratchProject(root, {"oracle_scorer": {"progress": False}})
+        source = REPO / "data"
+        reused = (source / "07_model_output/projection_retriever/clip_vectors.npy").is_dir()
+        if reused:
+            shutil.copytree(
+                source,
+                root / "data",
+                ignore=shutil.ignore_patterns("kedro_viz", "09_export", "evaluation"),
+            )
+        else:
+            measured("benchmarks.scratch:run_pipelines", root=str(root), pipelines=UPSTREAM)
+        run = measured("benchmarks.scratch:run_pipelines", root=str(root), pipelines=["evaluation"])
+        report = _latest_report(root)
+    ndcg = {
+        task: {name: round(m["ndcg@10"], 4) for name, m in block["systems"].items()}
+        for task, block in report["tasks"].items()
+    }
+    write_result(
+        "evaluation",
+        {
+            "data": "copy of data/" if reused else "fresh default run",
+            "wall_s": run["wall_s"],
+            "peak_rss_mb": run["peak_rss_mb"],
+            "num_queries": {t: b["num_queries"] for t, b in report["tasks"].items()},
+            "ndcg@10": ndcg,
+            "gates": {name: gate["status"] for name, gate in report["gates"].items()},
+            "scoring_seconds": {k: v["scoring_seconds"] for k, v in report["timing"].items()},
+            "targets": {"wall_s_max": TARGET_S},
+            "passed": run["wall_s"] <= TARGET_S,
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,413 @@
+"""``evaluation`` end to end on the shared trained project: report, TREC files, gates, audit."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import pytrec_eval
+
+from benchmarks.scratch import ScratchProject
+from expressive_retrieval.human_audit import parse_judgements
+from expressive_retrieval.metrics import format_qrels, format_run, parse_qrels, parse_run
+from expressive_retrieval.pipelines.evaluation.nodes import (
+    GATES,
+    METRICS,
+    SYSTEMS,
+    EvaluationGateFailed,
+    enforce_gates,
+    evaluation_view,
+    gate_verdicts,
+    measure_systems,
+    score_frozen_baselines,
+    score_oracle,
+    score_projections,
+)
+from expressive_retrieval.retrieval_eval import (
+    TASKS,
+    SystemScores,
+    per_query_report,
+    scores_from_aspects,
+)
+
+TREC_MEASURES = {
+    "recall_1": "recall@1",
+    "recall_5": "recall@5",
+    "recall_10": "recall@10",
+    "recall_50": "recall@50",
+    "recip_rank": "mrr",
+    "ndcg_cut_10": "ndcg@10",
+}
+# The small world is not the default catalogue: gates are exercised one by one below.
+LENIENT = {"evaluation": {"gates": {"fail_on_gate": False}}}
+
+
+@contextlib.contextmanager
+def overridden(project: ScratchProject, params: dict) -> Iterator[None]:
+    """Parameters overridden for the duration of a block, then restored."""
+    path = project.conf / "local" / "parameters.yml"
+    before = path.read_text()
+    project.set_params(params)
+    try:
+        yield
+    finally:
+        path.write_text(before)
+
+
+@pytest.fixture(scope="module")
+def evaluated(projected_project: ScratchProject) -> ScratchProject:
+    with overridden(projected_project, LENIENT):
+        projected_project.run("evaluation")
+    return projected_project
+
+
+@pytest.fixture(scope="module")
+def scored(evaluated: ScratchProject) -> dict:
+    """The evaluation's intermediate scores, recomputed in memory by its nodes."""
+    load = evaluated.catalog().load
+    params, clips, segments = load("params:evaluation"), load("clips"), load("segments")
+    view = evaluation_view(clips, load("clip_aspect_features"), load("dataset_version"), params)
+    return {
+        "evaluation_view": view,
+        "params": params,
+        "frozen_system_scores": score_frozen_baselines(
+            segments, clips, load("layer_evidence"), view, params
+        ),
+        "oracle_system_scores": score_oracle(
+            load("oracle_model"), load("oracle_config"), segments, clips, view, params
+        ),
+        "projection_system_scores": score_projections(
+            load("projection_config"),
+            load("clip_vectors"),
+            load("clip_ids"),
+            load("projection_ablation_model"),
+            load("projection_ablation_config"),
+            load("clip_index"),
+            segments,
+            clips,
+            view,
+            params,
+        ),
+    }
+
+
+def test_report_follows_the_design_schema(evaluated) -> None:
+    report = evaluated.load("evaluation_report")
+    json.dumps(report)
+    assert report["dataset_version"] == evaluated.load("dataset_version")["dataset_version"]
+    assert report["bundle_version"] is None
+    assert set(report["tasks"]) == set(TASKS)
+    for block in report["tasks"].values():
+        assert block["num_queries"] > 0 and block["num_queries_without_relevant"] >= 0
+        assert list(block["systems"]) == list(SYSTEMS)
+        for values in block["systems"].values():
+            assert set(values) == set(METRICS)
+            assert all(0.0 <= v <= 1.0 for v in values.values())
+    with_aspects = {"discovery_cosine", "oracle", "projection", "projection_distilled"}
+    assert set(report["aspect_faithfulness"]) == with_aspects
+    assert set(report["counterfactual"]) == with_aspects
+    for system in with_aspects:
+        matrix = report["aspect_faithfulness"][system]["matrix"]
+        assert set(matrix) == {"tempo", "dynamics", "articulation", "phrasing", "timbre"}
+        assert isinstance(report["aspect_faithfulness"][system]["passed"], bool)
+        counterfactual = report["counterfactual"][system]
+        assert isinstance(counterfactual.pop("passed"), bool)
+        assert all(0 <= v["share_moved_as_expected"] <= 1 for v in counterfactual.values())
+        curves = report["counterfactual_curves"][system]
+        assert all(
+            len(c) == len(report["counterfactual_curves"]["boosts"]) for c in curves.values()
+        )
+    assert set(report["gates"]) == set(GATES)
+    assert {g["status"] for g in report["gates"].values()} <= {"passed", "failed", "pending"}
+    assert report["gates"]["human_audit"]["status"] == "pending"
+    assert set(report["training_curves"]) == {"oracle", "projection", "projection_distilled"}
+    assert report["training_curves"]["oracle"]["epochs"][0] == 1
+    # Learned systems beat the frozen baselines even on the small world.
+    for task in TASKS:
+        systems = report["tasks"][task]["systems"]
+        for learned in ("oracle", "projection_distilled"):
+            assert systems[learned]["ndcg@10"] > systems["cosine"]["ndcg@10"]
+        # A Flat index is exact: the ANN system ranks as exact search does.
+        assert systems["projection_distilled_ann"] == pytest.approx(systems["projection_distilled"])
+
+
+def test_runs_and_qrels_agree_with_pytrec_eval(evaluated) -> None:
+    runs, qrels = evaluated.load("evaluation_runs"), evaluated.load("evaluation_qrels")
+    assert set(runs) == {f"{t}/{s}.trec" for t in TASKS for s in SYSTEMS}
+    assert set(qrels) == {f"{t}.qrels" for t in TASKS}
+    report = evaluated.load("evaluation_report")
+    per_query = evaluated.load("evaluation_per_query").set_index(["task", "system"])
+    for task in TASKS:
+        judged = parse_qrels(qrels[f"{task}.qrels"].splitlines())
+        evaluator = pytrec_eval.RelevanceEvaluator(judged, set(TREC_MEASURES))
+        assert len(judged) == report["tasks"][task]["num_queries"]
+        for system in SYSTEMS:
+            lines = runs[f"{task}/{system}.trec"].splitlines()
+            assert all(line.split()[5] == system for line in lines)
+            assert max(pd.Series([line.split()[0] for line in lines]).value_counts()) <= 100
+            results = evaluator.evaluate(parse_run(lines))
+            ours = per_query.loc[(task, system)].set_index("query_clip_id")
+            for measure, name in TREC_MEASURES.items():
+                theirs = pd.Series({q: r[measure] for q, r in results.items()})
+                mine = ours[name].dropna()
+                assert set(mine.index) == set(theirs.index)
+                np.testing.assert_allclose(mine.loc[theirs.index], theirs, atol=1e-6)
+                assert report["tasks"][task]["systems"][system][name] == pytest.approx(
+                    theirs.mean(), abs=1e-6
+                )
+
+
+def test_tied_scores_and_omitted_candidates_match_pytrec_eval(scored) -> None:
+    """Coarse scores (many ties) and a run that omits candidates, as an ANN run may."""
+    view = scored["evaluation_view"]
+    cosine = scored["frozen_system_scores"]["cosine"]
+    rng = np.random.default_rng(0)
+    tied = np.round(cosine.clip, 1)
+    retrieved = rng.random(tied.shape) < 0.7
+    ids = list(view.clip_ids)
+    frame = per_query_report(view, tied, cosine.track, retrieved=retrieved)["clip_to_clip"]
+    run = parse_run(
+        format_run(ids, tied, ids, view.valid, "tied", retrieved=retrieved).splitlines()
+    )
+    qrels = parse_qrels(format_qrels(ids, view.grades, ids, view.valid).splitlines())
+    results = pytrec_eval.RelevanceEvaluator(qrels, set(TREC_MEASURES)).evaluate(run)
+    frame.index = view.clip_ids
+    for measure, name in TREC_MEASURES.items():
+        theirs = pd.Series({q: r[measure] for q, r in results.items()})
+        np.testing.assert_allclose(frame.loc[theirs.index, name], theirs, atol=1e-6)
+
+
+def test_report_page_is_self_contained(evaluated) -> None:
+    pages = evaluated.load("evaluation_html")
+    assert set(pages) == {"report.html", "summary.md"}
+    page = pages["report.html"]
+    assert page.count('src="data:image/png;base64,') == 4
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)
+    assert "<script" not in page
+    assert page.count("★") >= 2 * len(METRICS)  # the best per column of both tables
+    summary = pages["summary.md"]
+    assert "| ranking |" in summary and "`projection_distilled`" in summary
+    for name in ("ranking", "faithfulness", "counterfactual", "training"):
+        assert evaluated.versions(f"evaluation_{name}_plot")
+
+
+def _tied(scores: SystemScores) -> np.ndarray:
+    return np.broadcast_to(scores.aspects.mean(-1, keepdims=True), scores.aspects.shape).copy()
+
+
+def _shuffled(scores: SystemScores) -> np.ndarray:
+    return np.roll(scores.aspects, 1, axis=-1)
+
+
+@pytest.mark.parametrize("break_heads", [_tied, _shuffled])
+@pytest.mark.parametrize("system", ["oracle", "projection_distilled"])
+def test_aspect_gates_reject_a_model_that_ranks_well_but_ignores_aspects(
+    scored, break_heads, system
+) -> None:
+    view, params = scored["evaluation_view"], scored["params"]
+    groups = [scored[name] for name in ("frozen_system_scores", "oracle_system_scores")]
+    groups.append(scored["projection_system_scores"])
+    honest = {name: s for group in groups for name, s in group.items()}
+    track = params["track_scoring"]
+    broken = dict(honest, **{system: scores_from_aspects(view, break_heads(honest[system]), track)})
+    # Thresholds the honest models of this small world (6 epochs) meet; ranking only lets the
+    # gates under test fail.
+    checks = dict(params["aspect_checks"], faithfulness_min_diagonal=0.1)
+    ranking = dict(params["gates"]["ranking"], min_ndcg_ratio=0.0)
+    params = dict(params, aspect_checks=checks, gates=dict(params["gates"], ranking=ranking))
+    pending = {"gate": {"status": "pending", "detail": "", "failures": []}}
+    good, _ = measure_systems(view, honest, {}, {}, params)
+    bad, _ = measure_systems(view, broken, {}, {}, params)
+    for task in TASKS:  # equal default weights: the total is the mean of the heads
+        assert bad["tasks"][task]["systems"][system]["ndcg@10"] == pytest.approx(
+            good["tasks"][task]["systems"][system]["ndcg@10"], abs=1e-6
+        )
+    honest_gates = gate_verdicts(good, pending, params)
+    gates = gate_verdicts(bad, pending, params)
+    assert gates["ranking"]["status"] == "passed"
+    assert honest_gates["aspect_faithfulness"]["status"] == "passed", honest_gates
+    assert gates["aspect_faithfulness"]["status"] == "failed"
+    assert all(
+        f.startswith(f"aspect_faithfulness: {system}/")
+        for f in gates["aspect_faithfulness"]["failures"]
+    )
+    if break_heads is _tied:  # raising one weight of identical heads moves nothing
+        assert gates["counterfactual"]["status"] == "failed"
+
+
+def test_ranking_gate_fails_when_learned_systems_do_not_beat_the_baselines(scored) -> None:
+    params = scored["params"]
+    systems = {
+        name: s
+        for group in ("frozen_system_scores", "oracle_system_scores", "projection_system_scores")
+        for name, s in scored[group].items()
+    }
+    # projection scored with cosine's clips: no better than the baseline.
+    systems["projection"] = scores_from_aspects(
+        scored["evaluation_view"],
+        np.repeat(systems["cosine"].clip[..., None], 5, axis=-1),
+        params["track_scoring"],
+    )
+    measured, _ = measure_systems(scored["evaluation_view"], systems, {}, {}, params)
+    verdict = gate_verdicts(measured, {"gate": {}}, params)["ranking"]
+    assert verdict["status"] == "failed"
+    assert any(
+        f.startswith("ranking: clip_to_clip nDCG@10 projection ") for f in verdict["failures"]
+    )
+    assert "x cosine" in verdict["detail"]
+
+
+def test_failed_gate_fails_the_run_after_saving_the_report(evaluated) -> None:
+    before = evaluated.versions("evaluation_report")
+    strict = {"evaluation": {"gates": {"fail_on_gate": True, "ranking": {"min_ndcg_ratio": 100.0}}}}
+    with (
+        overridden(evaluated, strict),
+        pytest.raises(EvaluationGateFailed, match=r"ranking: clip_to_clip nDCG@10 oracle \d"),
+    ):
+        evaluated.run("evaluation")
+    assert len(evaluated.versions("evaluation_report")) == len(before) + 1
+    report = evaluated.load("evaluation_report")
+    assert report["gates"]["ranking"]["status"] == "failed"
+    assert "100.0 x cosine" in report["gates"]["ranking"]["detail"]
+    assert "report.html" in evaluated.load("evaluation_html")
+    lenient = {"gates": {"fail_on_gate": False}}
+    verdict = enforce_gates(report, {}, lenient)
+    assert verdict["passed"] is False and verdict["gates"]["ranking"] == "failed"
+
+
+# ---- human audit ---------------------------------------------------------------------------
+
+
+def test_audit_kit_is_blind_stratified_and_self_contained(evaluated) -> None:
+    kit, key = evaluated.load("audit_kit"), evaluated.load("audit_key")
+    assert set(kit) == {"audit_kit.csv", "audit_kit.html", "README.md"}
+    table = pd.read_csv(io.StringIO(kit["audit_kit.csv"]))
+    params = evaluated.catalog().load("params:evaluation")["audit"]
+    assert table["query_clip_id"].nunique() == params["size"]
+    assert table["grade"].isna().all() and table["rater"].isna().all()
+    assert not any(s in kit["audit_kit.csv"] for s in ("cosine", "oracle", "projection"))
+    assert not any(c.startswith("rank_") for c in table.columns)
+    assert (key["item_id"] == table["item_id"]).all()
+    ranked = key[[f"rank_{s}" for s in params["pool_systems"]]]
+    assert (ranked.max(axis=1) >= 1).all()  # every item came from some system's top
+    assert (table["query_end_s"] > table["query_start_s"]).all()
+    page = kit["audit_kit.html"]
+    assert all(item in page for item in table["item_id"])
+    assert "new Blob(" in page and "localStorage" in page
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)
+    assert evaluated.load("evaluation_report")["audit_kit"]["num_strata"] > 1
+
+
+def _judge(table: pd.DataFrame, rater: str, grade_of) -> str:
+    rows = table.assign(
+        rater=rater,
+        grade=[
+            grade_of(q, c)
+            for q, c in zip(table["query_clip_id"], table["candidate_clip_id"], strict=True)
+        ],
+    )
+    return rows[
+        ["kit_id", "rater", "item_id", "query_clip_id", "candidate_clip_id", "grade"]
+    ].to_csv(index=False)
+
+
+def test_audit_round_trip_with_simulated_raters(evaluated, scored) -> None:
+    kit = pd.read_csv(io.StringIO(evaluated.load("audit_kit")["audit_kit.csv"]))
+    view = scored["evaluation_view"]
+    position = pd.Series(np.arange(len(view.clip_ids)), index=view.clip_ids)
+
+    def truth(q: str, c: str) -> int:
+        return int(view.grades[position[q], position[c]])
+
+    folder = evaluated.data / "01_raw" / "audit_judgements"
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(1)
+    try:
+        # Three careful raters: the true grade, sometimes off by one.
+        for rater in ("ana", "ben", "chloe"):
+            noisy = lambda q, c: int(np.clip(truth(q, c) + rng.choice([-1, 0, 0, 0, 0, 1]), 0, 3))  # noqa: E731
+            (folder / f"{rater}.csv").write_text(_judge(kit, rater, noisy))
+        # The small world's distilled head (6 epochs) orders 0.58 of the judged pairs.
+        audit_gate = {"human_audit": {"min_pairwise_accuracy": 0.5}}
+        with overridden(
+            evaluated, {"evaluation": {"gates": {"fail_on_gate": False, **audit_gate}}}
+        ):
+            evaluated.run("evaluation")
+        report = evaluated.load("evaluation_report")
+        audit = report["human_audit"]
+        assert audit["num_raters"] == 3 and audit["num_judgements"] == 3 * len(kit)
+        assert audit["krippendorff_alpha_interval"] > 0.4
+        accuracy = {s: v["pairwise_accuracy"] for s, v in audit["systems"].items()}
+        assert accuracy["oracle"] > accuracy["cosine"] + 0.2
+        assert accuracy["projection_distilled"] > accuracy["cosine"] + 0.1
+        assert report["gates"]["human_audit"]["status"] == "passed", report["gates"]["human_audit"]
+        assert "mean_grade_of_pooled_top" in audit["systems"]["oracle"]
+
+        # Raters who grade at random: no agreement, and the gate says so.
+        for rater in ("ana", "ben", "chloe"):
+            (folder / f"{rater}.csv").write_text(
+                _judge(kit, rater, lambda q, c: int(rng.integers(4)))
+            )
+        with overridden(evaluated, LENIENT):
+            evaluated.run("evaluation")
+        gate = evaluated.load("evaluation_report")["gates"]["human_audit"]
+        assert gate["status"] == "failed" and "Krippendorff's alpha" in gate["detail"]
+    finally:
+        for path in folder.glob("*.csv"):
+            path.unlink()
+
+
+# ---- the notebook --------------------------------------------------------------------------
+
+
+def test_notebook_explores_the_outputs_through_the_catalog(evaluated) -> None:
+    import nbclient
+    import nbformat
+
+    from benchmarks.scratch import REPO
+
+    notebook = nbformat.read(REPO / "notebooks" / "evaluation_explorer.ipynb", as_version=4)
+    (parameters,) = [c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])]
+    parameters.source += f"\nPROJECT_PATH = {str(REPO)!r}\nCONF_SOURCE = {str(evaluated.conf)!r}"
+    client = nbclient.NotebookClient(
+        notebook,
+        timeout=120,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(REPO / "notebooks")}},
+    )
+    client.execute()
+    (result,) = [o for o in notebook.cells[-1].outputs if o["output_type"] == "execute_result"]
+    assert "share_learned_better" in result["data"]["text/plain"]
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs node to run the page's script")
+def test_audit_page_saves_what_the_ingest_reads(evaluated, tmp_path) -> None:
+    """The rater page's own script, on a minimal DOM: grade, save, parse the CSV."""
+    kit = evaluated.load("audit_kit")
+    table = pd.read_csv(io.StringIO(kit["audit_kit.csv"]))
+    page, grades = tmp_path / "audit_kit.html", tmp_path / "grades.json"
+    page.write_text(kit["audit_kit.html"])
+    chosen = {item: i % 4 for i, item in enumerate(table["item_id"][::2])}
+    grades.write_text(json.dumps(chosen))
+    runner = Path(__file__).resolve().parents[1] / "js" / "run_audit_page.js"
+    saved = subprocess.run(
+        ["node", str(runner), str(page), str(grades), "Ana B"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    judgements, notes = parse_judgements({"judgements_ana.csv": saved})
+    assert notes == [] and set(judgements["rater"]) == {"Ana B"}
+    assert dict(zip(judgements["item_id"], judgements["grade"], strict=True)) == chosen
+    expected = table.set_index("item_id").loc[list(chosen)]
+    assert list(judgements["candidate_clip_id"]) == list(expected["candidate_clip_id"])
+    assert set(judgements["kit_id"]) == set(table["kit_id"])
