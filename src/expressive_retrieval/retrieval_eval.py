@@ -22,8 +22,9 @@ from expressive_retrieval.aspect_checks import (
     faithfulness_matrix,
     faithfulness_verdict,
 )
-from expressive_retrieval.metrics import aggregate_to_tracks, ranking_metrics
+from expressive_retrieval.metrics import ranking_metrics
 from expressive_retrieval.relevance import RelevanceModel
+from expressive_retrieval.track_scores import aggregate_to_tracks
 
 
 @dataclass
