@@ -21,6 +21,8 @@ from expressive_retrieval.track_scores import query_chunks
 
 RUN_DEPTH = 100
 NDCG_CUTOFF = 10
+
+
 def _check_ids(ids: Sequence[str], what: str) -> np.ndarray:
     """``ids`` as an object array ``[n]``; unique, non-empty strings without whitespace."""
     array = np.asarray(ids, dtype=object)
