@@ -176,6 +176,9 @@ def read_manifest(folder: Path) -> dict[str, Any]:
         ):
             raise BundleIntegrityError(f"{path}: malformed file entry {entry!r}")
         _relative(entry["path"])
+    required = set(FILES.values()) - {entry["path"] for entry in manifest["files"]}
+    if required:
+        raise BundleIntegrityError(f"{path}: the manifest lacks required files {sorted(required)}")
     return manifest
 
 
@@ -193,11 +196,6 @@ def verify_bundle(folder: Path) -> dict[str, Any]:
     folder = Path(folder)
     manifest = read_manifest(folder)
     listed = {entry["path"]: entry for entry in manifest["files"]}
-    required = set(FILES.values()) - set(listed)
-    if required:
-        raise BundleIntegrityError(
-            f"{folder}: the manifest lacks required files {sorted(required)}"
-        )
     present = set(bundle_files(folder))
     unlisted = sorted(present - set(listed))
     if unlisted:

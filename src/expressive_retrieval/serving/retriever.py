@@ -21,6 +21,7 @@ from safetensors.numpy import load_file
 
 from expressive_retrieval.aspect_vectors import track_vectors, weight_query_vectors
 from expressive_retrieval.index import read_index, search
+from expressive_retrieval.index import read_manifest as read_manifest_of_index
 from expressive_retrieval.serving.bundle import (
     FILES,
     PROJECTION,
@@ -94,13 +95,17 @@ class Retriever:
             "how": serving["track_scoring"]["how"],
             "k": int(serving["track_scoring"]["k"]),
         }
-        self.index, index_manifest = read_index(folder / PROJECTION, verify=False)
-        self._check_index(index_manifest)
+        # Checksums verified, FAISS reads the index only if it is also the one its own
+        # manifest describes (FAISS does not validate its input).
+        self._check_index(read_manifest_of_index(folder / PROJECTION))
+        self.index, _ = read_index(folder / PROJECTION, verify=False)
+        if self.index.d != self.head.vector_dim:
+            raise self._fail(f"index dim {self.index.d} != model vector dim {self.head.vector_dim}")
         self.clip_vectors = np.load(
             folder / FILES["clip_vectors"], mmap_mode="r", allow_pickle=False
         )
         columns = ["clip_id", "track_id", "segment_start", "segment_end", "split"]
-        table = pq.read_table(folder / FILES["clip_ids"], columns=columns)
+        table = pq.ParquetFile(folder / FILES["clip_ids"]).read(columns=columns)
         self.clip_ids = np.asarray(table["clip_id"].to_pylist(), dtype=object)
         self._segment_start = table["segment_start"].to_numpy()
         self._segment_end = table["segment_end"].to_numpy()
@@ -140,8 +145,6 @@ class Retriever:
             raise self._fail(
                 f"{FILES['index']} does not match the checksum in {FILES['index_manifest']}"
             )
-        if self.index.d != self.head.vector_dim:
-            raise self._fail(f"index dim {self.index.d} != model vector dim {self.head.vector_dim}")
 
     def _check_rows(self) -> None:
         rows, dim = self.index.ntotal, self.head.vector_dim
