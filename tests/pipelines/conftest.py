@@ -1,0 +1,24 @@
+"""The trained small project, shared by the projection and export tests (one run only)."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks.scratch import ScratchProject, deep_merge
+from tests.pipelines.test_oracle_scorer import ORACLE_DATA
+
+PROJECTION_DATA = deep_merge(
+    ORACLE_DATA,
+    {
+        "oracle_scorer": {"gate": {"fail_on_gate": False}},
+        "projection_retriever": {"progress": False, "training": {"epochs": 6}},
+    },
+)
+
+
+@pytest.fixture(scope="session")
+def projected(tmp_path_factory: pytest.TempPathFactory) -> ScratchProject:
+    """Small data run through every pipeline up to ``projection_retriever``."""
+    project = ScratchProject(tmp_path_factory.mktemp("projection"), PROJECTION_DATA)
+    project.run("synthetic_data", "labels_and_splits", "oracle_scorer", "projection_retriever")
+    return project

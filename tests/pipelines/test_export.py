@@ -1,0 +1,139 @@
+"""``export`` end to end on the trained small project.
+
+The evaluation outputs are STAND-INS (``tests/evaluation_stand_in.py``) until the
+``evaluation`` pipeline lands; then ``exported`` should run ``evaluation`` instead, and
+the consistency test checks the real ``projection_distilled_ann`` run files.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from expressive_retrieval.metrics import RUN_DEPTH
+from expressive_retrieval.segments import clip_refs
+from expressive_retrieval.serving.bundle import FILES, FOLDERS, MANIFEST_FILE
+from tests.evaluation_stand_in import SYSTEM, save_stand_in_evaluation
+
+TEXT_FOLDERS = ["evaluation_runs", "evaluation_qrels", "evaluation_html", "audit_kit"]
+
+
+def _bundles(project) -> list[Path]:
+    return sorted(p for p in (project.data / "09_export").iterdir() if not p.name.startswith("."))
+
+
+@pytest.fixture(scope="module")
+def exported(projected):
+    catalog = projected.catalog()
+    save_stand_in_evaluation(catalog, catalog.load("params:projection_retriever"))
+    projected.run("export")
+    return projected
+
+
+def test_the_bundle_has_exactly_the_designed_layout(exported) -> None:
+    (bundle,) = _bundles(exported)
+    found = {p.relative_to(bundle).as_posix() for p in bundle.rglob("*") if p.is_file()}
+    evaluation = {
+        f"evaluation/runs/{task}/{SYSTEM}.trec" for task in ("clip_to_clip", "clip_to_track")
+    } | {
+        "evaluation/qrels/clip_to_clip.qrels",
+        "evaluation/qrels/clip_to_track.qrels",
+        "evaluation/report.html",
+        "evaluation/summary.md",
+        "evaluation/audit/audit_kit.csv",
+        "evaluation/audit/README.md",
+    }
+    assert found == set(FILES.values()) | evaluation | {MANIFEST_FILE}
+    manifest = exported.load("artifact_bundle").manifest
+    assert manifest["bundle_version"] == bundle.name
+    assert manifest["dataset_version"] == exported.load("dataset_version")["dataset_version"]
+    config = exported.load("projection_config")
+    assert (manifest["L"], manifest["D"]) == (config["num_layers"], config["dim"])
+    assert manifest["aspects"] == config["aspects"]
+
+
+def test_bundled_files_are_the_stored_artifacts_byte_for_byte(exported) -> None:
+    (bundle,) = _bundles(exported)
+    catalog = exported.catalog()
+    for name, path in FILES.items():
+        if name.startswith("index"):
+            source = Path(catalog.get("clip_index")._get_load_path()) / Path(path).name
+        else:
+            source = Path(catalog.get(name)._get_load_path())
+        assert (bundle / path).read_bytes() == source.read_bytes(), name
+    for name in TEXT_FOLDERS:
+        for relative, text in catalog.load(name).items():
+            assert (bundle / FOLDERS[name] / relative).read_text() == text, (name, relative)
+
+
+def test_the_bundle_embeds_clips_as_the_pipeline_did(exported) -> None:
+    retriever = exported.load("artifact_bundle")
+    clips = exported.load("clips").iloc[::40]
+    segments = exported.load("segments").clips(clip_refs(clips))
+    rows = [list(retriever.clip_ids).index(c) for c in clips["clip_id"]]
+    vectors = np.stack([retriever.embed(s) for s in segments])
+    np.testing.assert_allclose(vectors, retriever.clip_vectors[rows], atol=1e-5)
+
+
+def _run_file(bundle: Path, task: str) -> dict[str, list[tuple[str, float]]]:
+    ranked = defaultdict(list)
+    for line in (
+        (bundle / FOLDERS["evaluation_runs"] / task / f"{SYSTEM}.trec").read_text().splitlines()
+    ):
+        query, _, candidate, rank, score, _ = line.split()
+        ranked[query].append((int(rank), candidate, float(score)))
+    return {q: [(c, s) for _, c, s in sorted(hits)] for q, hits in ranked.items()}
+
+
+@pytest.mark.parametrize("task", ["clip_to_clip", "clip_to_track"])
+def test_the_bundle_answers_test_queries_like_its_run_file(exported, task: str) -> None:
+    """Issue 6's consistency test: same top-10 as the bundle's projection_distilled_ann run."""
+    (bundle,) = _bundles(exported)
+    retriever = exported.load("artifact_bundle")
+    run = _run_file(bundle, task)
+    queries = sorted(run)
+    rows = {c: i for i, c in enumerate(retriever.clip_ids)}
+    own = [[str(retriever.track_ids[retriever._track_of[rows[q]]])] for q in queries]
+    vectors = np.asarray(retriever.clip_vectors)[[rows[q] for q in queries]]
+    search = (
+        retriever.search_clips_batch if task == "clip_to_clip" else retriever.search_tracks_batch
+    )
+    results = search(vectors, k=10, exclude_tracks=own, splits=["test"])
+    assert len(queries) > 10
+    for query, hits in zip(queries, results, strict=True):
+        expected = run[query][:10]
+        assert [h.id for h in hits] == [c for c, _ in expected], query
+        np.testing.assert_allclose([h.score for h in hits], [s for _, s in expected], atol=1e-5)
+    assert max(len(hits) for hits in run.values()) <= RUN_DEPTH
+
+
+def test_load_versions_choose_what_is_bundled_and_bundles_accumulate(exported) -> None:
+    first = exported.versions("evaluation_html")[-1]
+    original = exported.load("evaluation_html")
+    exported.catalog().save("evaluation_html", {"report.html": "<html>newer</html>\n"})
+    exported.run("export", load_versions={"evaluation_html": first})
+    exported.run("export")
+    older, pinned, latest = _bundles(exported)
+    assert (pinned / "evaluation/report.html").read_text() == original["report.html"]
+    assert (latest / "evaluation/report.html").read_text() == "<html>newer</html>\n"
+    assert not (latest / "evaluation/summary.md").exists()
+    assert (older / "evaluation/report.html").read_text() == original["report.html"]
+
+
+def test_artifacts_of_another_dataset_version_are_refused(exported) -> None:
+    before = _bundles(exported)
+    catalog = exported.catalog()
+    good = catalog.load("evaluation_report")
+    catalog.save("evaluation_report", {**good, "dataset_version": "elsewhere"})
+    try:
+        with pytest.raises(Exception, match="another dataset version"):
+            exported.run("export")
+        assert _bundles(exported) == before
+        assert not [
+            p for p in (exported.data / "09_export").iterdir() if p.name.endswith(".partial")
+        ]
+    finally:
+        exported.catalog().save("evaluation_report", good)  # a new catalog: a new version
