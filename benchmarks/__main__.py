@@ -7,7 +7,7 @@ import os
 import sys
 import warnings
 
-BENCHMARKS = ["labels_and_splits", "ann", "oracle_scorer", "projection_retriever"]
+BENCHMARKS = ["labels_and_splits", "ann", "oracle_scorer", "projection_retriever", "serving"]
 
 
 def main() -> None:

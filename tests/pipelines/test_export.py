@@ -96,7 +96,8 @@ def test_the_bundle_answers_test_queries_like_its_run_file(exported, task: str) 
     run = _run_file(bundle, task)
     queries = sorted(run)
     rows = {c: i for i, c in enumerate(retriever.clip_ids)}
-    own = [[str(retriever.track_ids[retriever._track_of[rows[q]]])] for q in queries]
+    track_of = exported.load("clips").set_index("clip_id")["track_id"]
+    own = [[track_of[q]] for q in queries]
     vectors = np.asarray(retriever.clip_vectors)[[rows[q] for q in queries]]
     search = (
         retriever.search_clips_batch if task == "clip_to_clip" else retriever.search_tracks_batch

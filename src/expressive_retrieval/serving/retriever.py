@@ -34,7 +34,10 @@ from expressive_retrieval.track_scores import aggregate_to_tracks
 
 Weights = Mapping[str, float] | Sequence[float] | np.ndarray | None
 UNIT_TOLERANCE = 1e-3  # a ready query vector's sub-vectors must have norm 1 ± this
+EMBED_CHUNK = 32  # clips embedded per numpy pass
 TRACK_DEPTH_FACTOR = 4  # clip hits fetched per wanted track (× track_scoring.k), then ×4
+TRACK_MAX_DEPTH = 4096  # clip hits a track search deepens to at most
+TRACK_CHUNK = 16  # candidate tracks scored exactly per pass
 
 
 class QueryError(ValueError):
@@ -201,7 +204,11 @@ class Retriever:
         if not windows:
             return np.zeros((0, self.vector_dim), dtype=np.float32)
         owner = np.repeat(np.arange(len(windows)), [len(w) for w in windows])
-        vectors = self.head.embed(np.concatenate(windows))
+        clips = np.concatenate(windows)
+        # Chunks bound the intermediates' memory (a chunk of MERT-95M clips is ~10 MB).
+        vectors = np.concatenate(
+            [self.head.embed(clips[i : i + EMBED_CHUNK]) for i in range(0, len(clips), EMBED_CHUNK)]
+        )
         if len(owner) == len(windows):
             return vectors
         return track_vectors(vectors, owner, len(windows), len(self.aspects))
@@ -414,6 +421,54 @@ class Retriever:
         scores = np.asarray(self.clip_vectors[rows], dtype=np.float32) @ vector
         return aggregate_to_tracks(scores[None], owner, len(tracks), **self.track_scoring)[0]
 
+    def _track_hits(
+        self,
+        vector: np.ndarray,
+        k: int,
+        codes: np.ndarray,
+        wanted: np.ndarray | None,
+        hits: tuple[np.ndarray, np.ndarray, bool],
+        depth: int,
+    ) -> list[Hit]:
+        """The ``k`` best tracks, from clip ``hits`` found at ``depth`` (deepened as needed).
+
+        A track scores at most its best clip. Candidate tracks are scored exactly in the
+        order of their best hit, until the next one's best hit cannot reach the k-th best
+        score; the search deepens while a track without a hit could still enter the top
+        ``k`` (the k-th best is below the last hit's score), up to ``TRACK_MAX_DEPTH``
+        clip hits.
+        """
+        exact: dict[int, float] = {}
+        while True:
+            rows, scores, more = hits
+            tracks, first = np.unique(self._track_of[rows], return_index=True)
+            by_hit = np.argsort(first, kind="stable")
+            tracks, bounds = tracks[by_hit], scores[first[by_hit]]
+            kth = -np.inf
+            for start in range(0, len(tracks), TRACK_CHUNK):
+                if len(exact) >= k and bounds[start] < kth:
+                    break
+                todo = np.asarray(
+                    [t for t in tracks[start : start + TRACK_CHUNK] if t not in exact]
+                )
+                if todo.size:
+                    exact.update(
+                        zip(todo.tolist(), self._track_scores(vector, todo, wanted), strict=True)
+                    )
+                if len(exact) >= k:
+                    kth = np.partition(np.fromiter(exact.values(), float), -k)[-k]
+            if not more or kth >= scores[-1] or depth >= TRACK_MAX_DEPTH:
+                break
+            depth *= TRACK_DEPTH_FACTOR
+            hits = self._allowed_hits(vector[None], depth, [codes], wanted)[0]
+        found = np.fromiter(exact, np.int64, len(exact))
+        values = np.fromiter(exact.values(), float, len(exact))
+        order = _ordered(self.track_ids[found], values)[:k]
+        return [
+            Hit(id=str(self.track_ids[t]), score=float(v), track_id=str(self.track_ids[t]))
+            for t, v in zip(found[order], values[order], strict=True)
+        ]
+
     def search_tracks_batch(
         self,
         queries: Sequence[np.ndarray] | np.ndarray,
@@ -426,30 +481,12 @@ class Retriever:
         vectors = self._weighted(queries, weights, k)
         codes = self._filters(exclude_tracks, len(vectors))
         wanted = self._wanted(splits)
-        results: list[Any] = [None] * len(vectors)
-        pending, depth = np.arange(len(vectors)), TRACK_DEPTH_FACTOR * k * self.track_scoring["k"]
-        while pending.size:
-            hits = self._allowed_hits(vectors[pending], depth, [codes[q] for q in pending], wanted)
-            short = []
-            for q, (rows, scores, more) in zip(pending, hits, strict=True):
-                tracks = np.unique(self._track_of[rows])
-                track_scores = self._track_scores(vectors[q], tracks, wanted)
-                order = _ordered(self.track_ids[tracks], track_scores)[:k]
-                # An unseen track scores at most the last clip hit's score: once the k-th
-                # candidate reaches it, no deeper clip can change the top k.
-                if not more or (len(order) == k and track_scores[order[-1]] >= scores[-1]):
-                    results[q] = [
-                        Hit(
-                            id=str(self.track_ids[t]),
-                            score=float(s),
-                            track_id=str(self.track_ids[t]),
-                        )
-                        for t, s in zip(tracks[order], track_scores[order], strict=True)
-                    ]
-                else:
-                    short.append(q)
-            pending, depth = np.asarray(short, dtype=np.int64), depth * TRACK_DEPTH_FACTOR
-        return results
+        depth = TRACK_DEPTH_FACTOR * k * self.track_scoring["k"]
+        hits = self._allowed_hits(vectors, depth, codes, wanted)
+        return [
+            self._track_hits(vector, k, c, wanted, h, depth)
+            for vector, c, h in zip(vectors, codes, hits, strict=True)
+        ]
 
     def search_tracks(
         self,
@@ -464,7 +501,8 @@ class Retriever:
         A track scores as evaluation scores it: the bundle's ``track_scoring`` (by default
         the mean of its 2 best clips) over its clips' weighted cosines. Candidate tracks
         come from the clip index and are scored exactly from all their clip vectors; the
-        search deepens until no unseen track can enter the top ``k``.
+        search deepens until no unseen track can enter the top ``k``, or to
+        ``TRACK_MAX_DEPTH`` clip hits (then the top ``k`` of the tracks found so far).
         """
         return self.search_tracks_batch([query], k, [weights], [exclude_tracks], splits)[0]
 
