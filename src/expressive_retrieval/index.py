@@ -203,10 +203,15 @@ def write_index(
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     manifest_partial = folder / f".{MANIFEST_FILE}.partial"
-    manifest_partial.write_text(json.dumps(manifest, indent=2) + "\n")
+    manifest_partial.write_text(manifest_text(manifest))
     os.replace(index_partial, folder / INDEX_FILE)
     os.replace(manifest_partial, folder / MANIFEST_FILE)
     return manifest
+
+
+def manifest_text(manifest: dict[str, Any]) -> str:
+    """``index_manifest.json``'s exact text for ``manifest``."""
+    return json.dumps(manifest, indent=2) + "\n"
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:

@@ -346,6 +346,18 @@ class Retriever:
             fetch[pending] = np.minimum(total, fetch[pending] * 4)
         return results
 
+    def _prepare(
+        self,
+        queries: Sequence[np.ndarray] | np.ndarray,
+        weights: Weights | Sequence[Weights],
+        k: int,
+        exclude_tracks: Sequence[Collection[str]] | None,
+        splits: Collection[str] | None,
+    ) -> tuple[np.ndarray, list[np.ndarray], np.ndarray | None]:
+        """Checked weighted query vectors, excluded track codes, wanted split codes."""
+        vectors = self._weighted(queries, weights, k)
+        return vectors, self._filters(exclude_tracks, len(vectors)), self._wanted(splits)
+
     def _clip_hits(self, rows: np.ndarray, scores: np.ndarray) -> list[Hit]:
         order = _ordered(self.clip_ids[rows], scores)
         return [
@@ -374,9 +386,8 @@ class Retriever:
         ``weights`` applies to every query, or gives one entry per query (a list of
         mappings/lists, or ``[Q, A]``); ``exclude_tracks`` has one collection per query.
         """
-        vectors = self._weighted(queries, weights, k)
-        codes = self._filters(exclude_tracks, len(vectors))
-        hits = self._allowed_hits(vectors, k, codes, self._wanted(splits))
+        vectors, codes, wanted = self._prepare(queries, weights, k, exclude_tracks, splits)
+        hits = self._allowed_hits(vectors, k, codes, wanted)
         return [self._clip_hits(rows, scores) for rows, scores, _ in hits]
 
     def search_clips(
@@ -478,9 +489,7 @@ class Retriever:
         splits: Collection[str] | None = None,
     ) -> list[list[Hit]]:
         """The ``k`` best tracks for each query (arguments as ``search_clips_batch``)."""
-        vectors = self._weighted(queries, weights, k)
-        codes = self._filters(exclude_tracks, len(vectors))
-        wanted = self._wanted(splits)
+        vectors, codes, wanted = self._prepare(queries, weights, k, exclude_tracks, splits)
         depth = TRACK_DEPTH_FACTOR * k * self.track_scoring["k"]
         hits = self._allowed_hits(vectors, depth, codes, wanted)
         return [

@@ -22,7 +22,7 @@ import pandas as pd
 import safetensors.torch
 import torch
 
-from expressive_retrieval.index import VECTORS_CONTENT, vectors_digest
+from expressive_retrieval.index import VECTORS_CONTENT, manifest_text, vectors_digest
 from expressive_retrieval.serving.bundle import EVALUATION, FILES, FOLDERS, BundleContents
 
 logger = logging.getLogger(__name__)
@@ -146,28 +146,34 @@ def assemble_bundle(
     )
     index, index_manifest = clip_index
     _check_projection(clip_vectors, clip_ids, track_vectors, track_ids, index_manifest)
-    files: dict[str, Any] = {
-        FILES["clips"]: _parquet(clips),
-        FILES["splits"]: _parquet(splits),
-        FILES["pairs"]: _parquet(pairs),
-        FILES["triples"]: _parquet(triples),
-        FILES["dataset_version"]: _json(dataset_version),
-        FILES["oracle_model"]: _safetensors(oracle_model),
-        FILES["oracle_config"]: _json(oracle_config),
-        FILES["oracle_training_metadata"]: _json(oracle_training_metadata),
-        FILES["oracle_eval_report"]: _json(oracle_eval_report),
-        FILES["projection_model"]: _safetensors(projection_model),
-        FILES["projection_config"]: _json(projection_config),
-        FILES["projection_training_metadata"]: _json(projection_training_metadata),
-        FILES["clip_vectors"]: clip_vectors,
-        FILES["clip_ids"]: _parquet(clip_ids),
-        FILES["track_vectors"]: track_vectors,
-        FILES["track_ids"]: _parquet(track_ids),
-        FILES["index"]: index,
-        # The bytes write_index wrote: indent 2 and a final newline.
-        FILES["index_manifest"]: _json(index_manifest) + b"\n",
-        FILES["evaluation_report"]: _json(evaluation_report),
+    tables = {
+        "clips": clips,
+        "splits": splits,
+        "pairs": pairs,
+        "triples": triples,
+        "clip_ids": clip_ids,
+        "track_ids": track_ids,
     }
+    documents = {
+        "dataset_version": dataset_version,
+        "oracle_config": oracle_config,
+        "oracle_training_metadata": oracle_training_metadata,
+        "oracle_eval_report": oracle_eval_report,
+        "projection_config": projection_config,
+        "projection_training_metadata": projection_training_metadata,
+        "evaluation_report": evaluation_report,
+    }
+    contents: dict[str, Any] = {
+        **{name: _parquet(frame) for name, frame in tables.items()},
+        **{name: _json(data) for name, data in documents.items()},
+        "oracle_model": _safetensors(oracle_model),
+        "projection_model": _safetensors(projection_model),
+        "clip_vectors": clip_vectors,
+        "track_vectors": track_vectors,
+        "index": index,
+        "index_manifest": manifest_text(index_manifest).encode("utf-8"),
+    }
+    files = {FILES[name]: content for name, content in contents.items()}
     evaluation = [
         _text_files(FOLDERS["evaluation_runs"], evaluation_runs, TASKS),
         _text_files(FOLDERS["evaluation_qrels"], evaluation_qrels, TASKS),
