@@ -7,7 +7,14 @@ import os
 import sys
 import warnings
 
-BENCHMARKS = ["labels_and_splits", "ann", "oracle_scorer", "projection_retriever", "serving"]
+BENCHMARKS = [
+    "labels_and_splits",
+    "ann",
+    "oracle_scorer",
+    "projection_retriever",
+    "distillation",
+    "serving",
+]
 
 
 def main() -> None:

@@ -1,0 +1,95 @@
+"""Does distillation help? Distilled vs plain projection over seeds, and the pipeline's time.
+
+Targets (issue 4): on the default catalogue's test split, the distilled projection's
+clip→clip nDCG@10 is at least 95% of the oracle's and above the plain ``projection``
+(same code and budget, distillation off); ``projection_retriever`` (teacher scores, both
+heads, corpus vectors, index, report) runs within 60 s. One seed decides little on a test
+split of ~120 queries, so the comparison is the mean over several training seeds; the
+data, labels and oracle stay fixed.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+from pathlib import Path
+
+from benchmarks.harness import measured, write_result
+from benchmarks.scratch import ScratchProject
+
+SEEDS = (20261126, 1, 2)
+TASKS = ("clip_to_clip", "clip_to_track")
+SYSTEMS = ("projection_distilled", "projection", "oracle")
+
+
+def _summary(values: list[float]) -> dict[str, float]:
+    return {
+        "mean": round(statistics.fmean(values), 4),
+        "std": round(statistics.stdev(values), 4) if len(values) > 1 else 0.0,
+        "values": [round(v, 4) for v in values],
+    }
+
+
+def main() -> None:
+    quiet = {"progress": False}
+    with tempfile.TemporaryDirectory() as tmp:
+        project = ScratchProject(
+            Path(tmp) / "default", {"oracle_scorer": quiet, "projection_retriever": quiet}
+        )
+        measured(
+            "benchmarks.scratch:run_pipelines",
+            root=str(project.root),
+            pipelines=["synthetic_data", "labels_and_splits", "oracle_scorer"],
+        )
+        runs = []
+        for seed in SEEDS:
+            project.set_params({"seed": seed})
+            run = measured(
+                "benchmarks.scratch:run_pipelines",
+                root=str(project.root),
+                pipelines=["projection_retriever"],
+            )
+            systems = project.load("projection_eval_report")["systems"]
+            runs.append(
+                {
+                    "seed": seed,
+                    "pipeline_wall_s": run["wall_s"],
+                    "training_wall_s": {
+                        name: project.load(f"{name}_training_metadata")["wall_time_s"]
+                        for name in ("projection", "projection_ablation")
+                    },
+                    **{
+                        system: {task: systems[system][task]["ndcg@10"] for task in TASKS}
+                        for system in SYSTEMS
+                    },
+                }
+            )
+    ndcg = {
+        system: {task: _summary([run[system][task] for run in runs]) for task in TASKS}
+        for system in SYSTEMS
+    }
+    distilled = ndcg["projection_distilled"]["clip_to_clip"]["mean"]
+    plain = ndcg["projection"]["clip_to_clip"]["mean"]
+    oracle = ndcg["oracle"]["clip_to_clip"]["mean"]
+    wall = max(run["pipeline_wall_s"] for run in runs)
+    write_result(
+        "distillation",
+        {
+            "seeds": list(SEEDS),
+            "test_ndcg@10": ndcg,
+            "distilled_over_oracle": round(distilled / oracle, 3),
+            "distilled_minus_plain": round(distilled - plain, 4),
+            "runs": runs,
+            "max_pipeline_wall_s": wall,
+            "targets": {
+                "distilled_over_oracle_min": 0.95,
+                "distilled_minus_plain_min": 0.0,
+                "pipeline_wall_s_max": 60,
+            },
+            "passed": bool(distilled >= 0.95 * oracle and distilled > plain and wall <= 60),
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
