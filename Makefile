@@ -22,6 +22,7 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 
 run: setup
 	$(KEDRO) run
+	@echo "Bundle: $$(ls -d data/09_export/*/ | sort | tail -n 1)"
 
 test: setup
 	$(VENV)/bin/ruff check src tests benchmarks

@@ -14,6 +14,7 @@ BENCHMARKS = [
     "projection_retriever",
     "distillation",
     "evaluation",
+    "serving",
 ]
 
 

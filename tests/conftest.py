@@ -44,16 +44,3 @@ def labelled_project(tmp_path_factory: pytest.TempPathFactory) -> ScratchProject
     project = ScratchProject(tmp_path_factory.mktemp("labelled"), SMALL)
     project.run("synthetic_data", "labels_and_splits")
     return project
-
-
-@pytest.fixture(scope="session")
-def projected_project(tmp_path_factory: pytest.TempPathFactory) -> ScratchProject:
-    """One project trained through ``projection_retriever``, shared by the projection and
-    evaluation tests (training is the slow part of the suite). Tests that alter a file or
-    a parameter restore it; evaluation runs only add versions of evaluation datasets.
-    """
-    from tests.pipelines.test_projection_retriever import PROJECTION_DATA
-
-    project = ScratchProject(tmp_path_factory.mktemp("projection"), PROJECTION_DATA)
-    project.run("synthetic_data", "labels_and_splits", "oracle_scorer", "projection_retriever")
-    return project

@@ -8,7 +8,6 @@ import pytrec_eval
 
 from expressive_retrieval.metrics import (
     RUN_DEPTH,
-    aggregate_to_tracks,
     per_query_metrics,
     rank_candidates,
     ranking_metrics,
@@ -17,6 +16,7 @@ from expressive_retrieval.metrics import (
     write_qrels,
     write_run,
 )
+from expressive_retrieval.track_scores import aggregate_to_tracks
 
 IDS = ["d1", "d2", "d3", "d4", "d5", "d6"]
 # q0: d1 is excluded (its grade 3 must count nowhere); d2, d3, d4 tie at 0.5.

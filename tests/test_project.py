@@ -18,6 +18,7 @@ LAYERS = [
     "models",
     "model_output",
     "reporting",
+    "export",
 ]
 
 

@@ -7,6 +7,7 @@ serving API imports it); numpy in, numpy out, large corpora as iterators over bl
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import os
@@ -25,6 +26,7 @@ INDEX_FILE = "index.faiss"
 MANIFEST_FILE = "index_manifest.json"
 METRIC = "inner_product"
 BLOCK_ROWS = 65_536
+VECTORS_CONTENT = "clip_vectors.content"  # manifest checksum key of the indexed vectors
 
 Vectors = Iterable[np.ndarray] | np.ndarray
 
@@ -163,6 +165,14 @@ def recall_at_k(ann_ids: np.ndarray, exact_ids: np.ndarray) -> float:
     return float(found.sum() / max(relevant.sum(), 1))
 
 
+def vectors_digest(vectors: np.ndarray) -> str:
+    """sha256 of a ``[n, dim]`` array's float32 rows (a memory map is read block by block)."""
+    digest = hashlib.sha256()
+    for i in range(0, len(vectors), BLOCK_ROWS):
+        digest.update(np.ascontiguousarray(vectors[i : i + BLOCK_ROWS], dtype=np.float32).tobytes())
+    return digest.hexdigest()
+
+
 def write_index(
     index: faiss.Index,
     folder: Path,
@@ -193,10 +203,15 @@ def write_index(
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     manifest_partial = folder / f".{MANIFEST_FILE}.partial"
-    manifest_partial.write_text(json.dumps(manifest, indent=2) + "\n")
+    manifest_partial.write_text(manifest_text(manifest))
     os.replace(index_partial, folder / INDEX_FILE)
     os.replace(manifest_partial, folder / MANIFEST_FILE)
     return manifest
+
+
+def manifest_text(manifest: dict[str, Any]) -> str:
+    """``index_manifest.json``'s exact text for ``manifest``."""
+    return json.dumps(manifest, indent=2) + "\n"
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:

@@ -11,21 +11,16 @@ exported run files, so the numbers agree with trec_eval on those files (DESIGN Â
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from expressive_retrieval.track_scores import query_chunks
+
 RUN_DEPTH = 100
 NDCG_CUTOFF = 10
-CHUNK_QUERIES = 1024
-
-
-def _chunks(num_queries: int) -> Iterator[slice]:
-    """Slices of at most ``CHUNK_QUERIES`` queries covering ``range(num_queries)``."""
-    for start in range(0, num_queries, CHUNK_QUERIES):
-        yield slice(start, min(start + CHUNK_QUERIES, num_queries))
 
 
 def _check_ids(ids: Sequence[str], what: str) -> np.ndarray:
@@ -77,7 +72,7 @@ def rank_candidates(
     assert k >= 0, k
     order = _id_desc_order(ids)
     ranked = np.full((scores.shape[0], k), -1, dtype=np.int64)
-    for rows in _chunks(scores.shape[0]):
+    for rows in query_chunks(scores.shape[0]):
         ranked[rows] = _rank(scores[rows], valid[rows], order, k)
     return ranked
 
@@ -113,7 +108,7 @@ def per_query_metrics(
     mrr = np.zeros(num_queries)
     ndcg = np.zeros(num_queries)
     num_relevant = np.zeros(num_queries, dtype=np.int64)
-    for rows in _chunks(num_queries):
+    for rows in query_chunks(num_queries):
         grades = np.where(valid[rows], relevance[rows], 0).astype(np.int64)
         ranked = _rank(scores[rows], ranked_mask[rows], order, RUN_DEPTH)
         gathered = np.take_along_axis(grades, np.maximum(ranked, 0), axis=1)
@@ -262,47 +257,3 @@ def read_qrels(path: str | os.PathLike[str]) -> dict[str, dict[str, int]]:
     """A TREC qrels file as ``{query_id: {candidate_id: grade}}`` (pytrec_eval's shape)."""
     with open(path, encoding="utf-8") as handle:
         return parse_qrels(handle)
-
-
-def aggregate_to_tracks(
-    clip_scores: np.ndarray,
-    clip_track_index: np.ndarray,
-    num_tracks: int,
-    how: str = "max",
-    k: int = 2,
-) -> np.ndarray:
-    """Track scores ``[Q, num_tracks]`` from clip scores ``[Q, Nclips]``: max or top-k mean.
-
-    ``topk_mean`` averages a track's ``min(k, clip count)`` best clips; a track without clips
-    scores -inf (mark it invalid).
-    """
-    clip_scores = np.asarray(clip_scores, dtype=np.float64)
-    clip_track_index = np.asarray(clip_track_index)
-    assert clip_scores.ndim == 2, clip_scores.shape
-    assert clip_track_index.shape == (clip_scores.shape[1],), clip_track_index.shape
-    assert np.issubdtype(clip_track_index.dtype, np.integer), clip_track_index.dtype
-    assert ((clip_track_index >= 0) & (clip_track_index < num_tracks)).all(), "track index range"
-    assert how in {"max", "topk_mean"}, how
-    assert k >= 1, k
-    out = np.full((clip_scores.shape[0], num_tracks), -np.inf)
-    counts = np.bincount(clip_track_index, minlength=num_tracks)
-    present = np.flatnonzero(counts)
-    if present.size == 0:
-        return out
-    # Columns grouped by track: each track's clips are one contiguous run, the same for
-    # every query, so reduceat over the run starts aggregates per track.
-    by_track = np.argsort(clip_track_index, kind="stable")
-    sorted_tracks = clip_track_index[by_track]
-    starts = np.concatenate(([0], np.cumsum(counts[present])[:-1]))
-    in_top = np.arange(len(by_track)) - np.repeat(starts, counts[present]) < k
-    for rows in _chunks(clip_scores.shape[0]):
-        grouped = clip_scores[rows][:, by_track]
-        if how == "max":
-            out[rows, present] = np.maximum.reduceat(grouped, starts, axis=1)
-        else:
-            tracks = np.broadcast_to(sorted_tracks, grouped.shape)
-            within = np.lexsort((-grouped, tracks), axis=1)
-            best = np.where(in_top, np.take_along_axis(grouped, within, axis=1), 0.0)
-            sums = np.add.reduceat(best, starts, axis=1)
-            out[rows, present] = sums / np.minimum(counts[present], k)
-    return out

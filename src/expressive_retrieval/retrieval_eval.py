@@ -23,8 +23,9 @@ from expressive_retrieval.aspect_checks import (
     faithfulness_verdict,
 )
 from expressive_retrieval.aspect_vectors import normalised_weights
-from expressive_retrieval.metrics import aggregate_to_tracks, per_query_metrics, summarise
+from expressive_retrieval.metrics import per_query_metrics, summarise
 from expressive_retrieval.relevance import RelevanceModel
+from expressive_retrieval.track_scores import aggregate_to_tracks
 
 TASKS = ("clip_to_clip", "clip_to_track")
 

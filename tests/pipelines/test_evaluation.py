@@ -64,10 +64,10 @@ def overridden(project: ScratchProject, params: dict) -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def evaluated(projected_project: ScratchProject) -> ScratchProject:
-    with overridden(projected_project, LENIENT):
-        projected_project.run("evaluation")
-    return projected_project
+def evaluated(projected: ScratchProject) -> ScratchProject:
+    with overridden(projected, LENIENT):
+        projected.run("evaluation")
+    return projected
 
 
 @pytest.fixture(scope="module")

@@ -40,11 +40,11 @@ ORACLE_DATA = deep_merge(
 
 
 @pytest.fixture
-def trained(projected_project) -> ScratchProject:
+def trained(projected) -> ScratchProject:
     """The shared project: its oracle is trained on ``ORACLE_DATA`` exactly as here (only
     ``fail_on_gate``, which the checks below do not read, and the later pipelines differ).
     """
-    return projected_project
+    return projected
 
 
 def _load_model(project: ScratchProject) -> OracleScorer:

@@ -6,23 +6,8 @@ import numpy as np
 import pytest
 from kedro.io import DatasetError
 
-from benchmarks.scratch import ScratchProject, deep_merge
 from expressive_retrieval.aspect_vectors import weight_query_vectors
 from expressive_retrieval.index import search
-from tests.pipelines.test_oracle_scorer import ORACLE_DATA
-
-PROJECTION_DATA = deep_merge(
-    ORACLE_DATA,
-    {
-        "oracle_scorer": {"gate": {"fail_on_gate": False}},
-        "projection_retriever": {"progress": False, "training": {"epochs": 6}},
-    },
-)
-
-
-@pytest.fixture
-def projected(projected_project) -> ScratchProject:
-    return projected_project
 
 
 def test_corpus_vectors_cover_every_clip(projected) -> None:

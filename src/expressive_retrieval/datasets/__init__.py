@@ -1,5 +1,6 @@
 """Custom Kedro datasets."""
 
+from expressive_retrieval.datasets.bundle_dataset import BundleDataset
 from expressive_retrieval.datasets.faiss_index_dataset import FaissIndexDataset
 from expressive_retrieval.datasets.frozen_dataset import LatestVersionDataset
 from expressive_retrieval.datasets.safetensors_dataset import SafetensorsDataset
@@ -8,6 +9,7 @@ from expressive_retrieval.datasets.text_files_dataset import TextFilesDataset
 from expressive_retrieval.datasets.vectors_dataset import VectorBlocks, VectorsDataset
 
 __all__ = [
+    "BundleDataset",
     "FaissIndexDataset",
     "LatestVersionDataset",
     "SafetensorsDataset",

@@ -17,7 +17,7 @@ Slow, pairwise and aspect-controllable: the quality reference and the distillati
 
 Tracks are scored through their clips with ``config.track_aggregation`` (``max`` or
 ``topk_mean`` over a track's best ``track_topk`` clips), as
-``expressive_retrieval.metrics.aggregate_to_tracks`` computes it.
+``expressive_retrieval.track_scores.aggregate_to_tracks`` computes it.
 """
 
 from __future__ import annotations

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections.abc import Iterator
@@ -14,7 +13,15 @@ import torch
 
 from expressive_retrieval.aspect_vectors import aspect_similarities, track_vectors
 from expressive_retrieval.datasets import VectorBlocks
-from expressive_retrieval.index import IndexArtifact, build_index, exact_search, recall_at_k, search
+from expressive_retrieval.index import (
+    VECTORS_CONTENT,
+    IndexArtifact,
+    build_index,
+    exact_search,
+    recall_at_k,
+    search,
+    vectors_digest,
+)
 from expressive_retrieval.models import (
     OracleConfig,
     OracleScorer,
@@ -161,13 +168,6 @@ def make_track_vectors(
     return vectors, pd.DataFrame({"track_id": track_ids, "split": splits})
 
 
-def _digest(vectors: np.ndarray) -> str:
-    digest = hashlib.sha256()
-    for i in range(0, len(vectors), 65_536):
-        digest.update(np.ascontiguousarray(vectors[i : i + 65_536]).tobytes())
-    return digest.hexdigest()
-
-
 def build_clip_index(
     clip_vectors: np.ndarray, clip_ids: pd.DataFrame, params: dict[str, Any]
 ) -> IndexArtifact:
@@ -183,7 +183,7 @@ def build_clip_index(
         factory=factory,
         search_params=search_params,
         id_mapping={"kind": "row", "ids_file": "clip_ids.parquet", "id_column": "clip_id"},
-        checksums={"clip_vectors.content": _digest(clip_vectors)},
+        checksums={VECTORS_CONTENT: vectors_digest(clip_vectors)},
     )
 
 

@@ -1,0 +1,47 @@
+"""``export``: every artifact of the run → one verified bundle folder (DESIGN §7)."""
+
+from kedro.pipeline import Node, Pipeline
+
+from .nodes import assemble_bundle
+
+ARTIFACTS = [
+    "clips",
+    "splits",
+    "pairs",
+    "triples",
+    "dataset_version",
+    "oracle_model",
+    "oracle_config",
+    "oracle_training_metadata",
+    "oracle_eval_report",
+    "projection_model",
+    "projection_config",
+    "projection_training_metadata",
+    "clip_vectors",
+    "clip_ids",
+    "track_vectors",
+    "track_ids",
+    "clip_index",
+    "evaluation_report",
+    "evaluation_runs",
+    "evaluation_qrels",
+    "evaluation_html",
+    "audit_kit",
+]
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline(
+        [
+            Node(
+                assemble_bundle,
+                {
+                    **{name: name for name in ARTIFACTS},
+                    "projection_params": "params:projection_retriever",
+                    "params": "params:export",
+                },
+                "artifact_bundle",
+                name="assemble_bundle_node",
+            )
+        ]
+    )

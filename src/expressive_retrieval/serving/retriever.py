@@ -1,0 +1,519 @@
+"""Load a bundle and answer queries: the API a serving service installs (DESIGN §7).
+
+``load_bundle`` verifies the bundle before reading any weights or index; the
+``Retriever`` it returns embeds query segments with the numpy head, searches clips through
+the bundle's FAISS index and scores tracks through their clips, as evaluation does.
+Nothing here imports Kedro, torch or pandas.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+from safetensors.numpy import load_file
+
+from expressive_retrieval.aspect_vectors import track_vectors, weight_query_vectors
+from expressive_retrieval.index import read_index, search
+from expressive_retrieval.index import read_manifest as read_manifest_of_index
+from expressive_retrieval.serving.bundle import (
+    FILES,
+    PROJECTION,
+    BundleIntegrityError,
+    read_manifest,
+    verify_bundle,
+)
+from expressive_retrieval.serving.head import NumpyProjectionHead
+from expressive_retrieval.track_scores import aggregate_to_tracks
+
+Weights = Mapping[str, float] | Sequence[float] | np.ndarray | None
+UNIT_TOLERANCE = 1e-3  # a ready query vector's sub-vectors must have norm 1 ± this
+EMBED_CHUNK = 32  # clips embedded per numpy pass
+TRACK_DEPTH_FACTOR = 4  # clip hits fetched per wanted track (× track_scoring.k), then ×4
+TRACK_MAX_DEPTH = 4096  # clip hits a track search deepens to at most
+TRACK_CHUNK = 16  # candidate tracks scored exactly per pass
+
+
+class QueryError(ValueError):
+    """A query, its aspect weights or ``k`` are of the wrong shape, type or values."""
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result. For a track, ``id == track_id`` and the segment fields are None."""
+
+    id: str
+    score: float
+    track_id: str
+    segment_start: int | None = None
+    segment_end: int | None = None
+
+
+def load_bundle(path: str | Path, verify: bool = True) -> Retriever:
+    """Open the bundle folder ``path`` for search.
+
+    Args:
+        path: ``data/09_export/<bundle_version>`` (or a copy of it).
+        verify: check the manifest and every file's size and sha256 before reading
+            anything else (seconds for a million clips); ``False`` trusts the files.
+
+    Raises:
+        BundleIntegrityError: a file is missing, unlisted, truncated or altered, or the
+            manifest, model config, index and ids disagree.
+    """
+    folder = Path(path)
+    manifest = verify_bundle(folder) if verify else read_manifest(folder)
+    return Retriever(folder, manifest)
+
+
+def _ordered(ids: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Positions by score descending, ties by id descending (trec_eval's order)."""
+    by_id = sorted(range(len(ids)), key=ids.__getitem__, reverse=True)
+    return np.asarray(sorted(by_id, key=lambda i: -float(scores[i])), dtype=np.int64)
+
+
+class Retriever:
+    """Searches one verified bundle. Thread-safe: after loading nothing is written, so
+    concurrent threads may query one instance (FAISS searches release the GIL).
+
+    Use ``load_bundle`` rather than the constructor.
+    """
+
+    def __init__(self, folder: Path, manifest: dict[str, Any]) -> None:
+        self.folder, self.manifest = Path(folder), manifest
+        config = json.loads((folder / FILES["projection_config"]).read_text())
+        self.head = NumpyProjectionHead(config, load_file(folder / FILES["projection_model"]))
+        self.aspects: list[str] = list(config["aspects"])
+        self.default_weights = np.asarray(config["default_weights"], dtype=np.float64)
+        self._check_manifest(config)
+        serving = manifest["serving"]
+        self.clip_hop_segments = int(serving["clip_hop_segments"])
+        self.track_scoring = {
+            "how": serving["track_scoring"]["how"],
+            "k": int(serving["track_scoring"]["k"]),
+        }
+        # Checksums verified, FAISS reads the index only if it is also the one its own
+        # manifest describes (FAISS does not validate its input).
+        self._check_index(read_manifest_of_index(folder / PROJECTION))
+        self.index, _ = read_index(folder / PROJECTION, verify=False)
+        if self.index.d != self.head.vector_dim:
+            raise self._fail(f"index dim {self.index.d} != model vector dim {self.head.vector_dim}")
+        self.clip_vectors = np.load(
+            folder / FILES["clip_vectors"], mmap_mode="r", allow_pickle=False
+        )
+        columns = ["clip_id", "track_id", "segment_start", "segment_end", "split"]
+        table = pq.ParquetFile(folder / FILES["clip_ids"]).read(columns=columns)
+        self.clip_ids = np.asarray(table["clip_id"].to_pylist(), dtype=object)
+        self._segment_start = table["segment_start"].to_numpy()
+        self._segment_end = table["segment_end"].to_numpy()
+        self.track_ids, self._track_of = np.unique(
+            np.asarray(table["track_id"].to_pylist(), dtype=object), return_inverse=True
+        )
+        self.splits, self._split_of = np.unique(
+            np.asarray(table["split"].to_pylist(), dtype=object), return_inverse=True
+        )
+        self._check_rows()
+        self._track_code = {str(t): i for i, t in enumerate(self.track_ids)}
+        self._track_size = np.bincount(self._track_of, minlength=len(self.track_ids))
+        self._clips_of_track = np.argsort(self._track_of, kind="stable")
+        self._track_start = np.concatenate([[0], np.cumsum(self._track_size)])
+        self._split_counts = np.bincount(self._split_of, minlength=len(self.splits))
+
+    # ---- loading checks -------------------------------------------------------------------
+    def _fail(self, what: str) -> BundleIntegrityError:
+        return BundleIntegrityError(f"{self.folder}: {what}")
+
+    def _check_manifest(self, config: dict[str, Any]) -> None:
+        recorded = (self.manifest["L"], self.manifest["D"], self.manifest["aspects"])
+        if recorded != (config["num_layers"], config["dim"], self.aspects):
+            raise self._fail(
+                f"manifest.json records L, D, aspects = {recorded}, {FILES['projection_config']} "
+                f"{(config['num_layers'], config['dim'], self.aspects)}"
+            )
+        serving = self.manifest["serving"]
+        if not isinstance(serving.get("clip_hop_segments"), int) or not isinstance(
+            serving.get("track_scoring"), dict
+        ):
+            raise self._fail("manifest.json: serving lacks clip_hop_segments or track_scoring")
+
+    def _check_index(self, index_manifest: dict[str, Any]) -> None:
+        listed = {entry["path"]: entry["sha256"] for entry in self.manifest["files"]}
+        if listed[FILES["index"]] != index_manifest["checksums"]["index.faiss"]:
+            raise self._fail(
+                f"{FILES['index']} does not match the checksum in {FILES['index_manifest']}"
+            )
+
+    def _check_rows(self) -> None:
+        rows, dim = self.index.ntotal, self.head.vector_dim
+        if self.clip_vectors.shape != (rows, dim) or self.clip_vectors.dtype != np.float32:
+            raise self._fail(
+                f"{FILES['clip_vectors']} is {self.clip_vectors.dtype} {self.clip_vectors.shape}, "
+                f"the index holds {rows} float32 vectors of dim {dim}"
+            )
+        if len(self.clip_ids) != rows:
+            raise self._fail(f"{FILES['clip_ids']} has {len(self.clip_ids)} rows, the index {rows}")
+
+    # ---- queries ----------------------------------------------------------------------------
+    @property
+    def vector_dim(self) -> int:
+        """Width of a retrieval vector: ``len(aspects) · sub_dim``."""
+        return self.head.vector_dim
+
+    def _array(self, query: Any, what: str) -> np.ndarray:
+        array = np.asarray(query)
+        if array.dtype.kind != "f":
+            raise QueryError(f"{what} must be a float16/32/64 array, got dtype {array.dtype}")
+        if not np.isfinite(array).all():
+            raise QueryError(f"{what} contains NaN or infinite values")
+        return array
+
+    def _windows(self, segments: np.ndarray, what: str) -> np.ndarray:
+        """Clips ``[W, S, L, D]`` of one query's segments ``[n_seg, L, D]``, at the clip hop."""
+        head, hop = self.head, self.clip_hop_segments
+        if segments.ndim != 3 or segments.shape[1:] != (head.num_layers, head.dim):
+            raise QueryError(
+                f"{what} must be segments [n_seg, {head.num_layers}, {head.dim}] or a vector "
+                f"[{head.vector_dim}], got shape {list(segments.shape)}"
+            )
+        length = segments.shape[0]
+        if length < head.clip_segments:
+            raise QueryError(
+                f"{what} has {length} segments; a query needs at least clip_segments="
+                f"{head.clip_segments}"
+            )
+        starts = np.arange((length - head.clip_segments) // hop + 1) * hop
+        return np.stack([segments[s : s + head.clip_segments] for s in starts])
+
+    def embed_batch(self, queries: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
+        """Unweighted vectors ``[Q, vector_dim]`` of queries' segments ``[n_seg, L, D]``.
+
+        A query of exactly ``clip_segments`` segments is one clip. A longer one is cut into
+        clips at the bundle's clip hop (as ``labels_and_splits`` cuts tracks) whose
+        sub-vectors are averaged per aspect and re-normalised, as a track vector is; a
+        shorter one is refused.
+        """
+        windows = [
+            self._windows(self._array(q, f"query {i}"), f"query {i}") for i, q in enumerate(queries)
+        ]
+        if not windows:
+            return np.zeros((0, self.vector_dim), dtype=np.float32)
+        owner = np.repeat(np.arange(len(windows)), [len(w) for w in windows])
+        clips = np.concatenate(windows)
+        # Chunks bound the intermediates' memory (a chunk of MERT-95M clips is ~10 MB).
+        vectors = np.concatenate(
+            [self.head.embed(clips[i : i + EMBED_CHUNK]) for i in range(0, len(clips), EMBED_CHUNK)]
+        )
+        if len(owner) == len(windows):
+            return vectors
+        return track_vectors(vectors, owner, len(windows), len(self.aspects))
+
+    def embed(self, segments: np.ndarray) -> np.ndarray:
+        """The unweighted vector ``[vector_dim]`` of one query's segments (``embed_batch``)."""
+        return self.embed_batch([segments])[0]
+
+    def _query_vectors(self, queries: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
+        """``[Q, vector_dim]`` from ready vectors and/or segments, each query checked."""
+        if isinstance(queries, np.ndarray) and queries.ndim == 2:
+            queries = list(queries)
+        out = np.empty((len(queries), self.vector_dim), dtype=np.float32)
+        is_vector = [np.ndim(q) == 1 for q in queries]
+        segments = [q for q, flat in zip(queries, is_vector, strict=True) if not flat]
+        if segments:
+            out[~np.asarray(is_vector)] = self.embed_batch(segments)
+        for i in np.flatnonzero(is_vector):
+            out[i] = self._ready_vector(queries[i], f"query {i}")
+        return out
+
+    def _ready_vector(self, query: Any, what: str) -> np.ndarray:
+        vector = self._array(query, what)
+        if vector.shape != (self.vector_dim,):
+            raise QueryError(
+                f"{what}: a vector query must be [{self.vector_dim}], got {list(vector.shape)}"
+            )
+        norms = np.linalg.norm(vector.reshape(len(self.aspects), -1), axis=1)
+        if np.abs(norms - 1).max() > UNIT_TOLERANCE:
+            raise QueryError(
+                f"{what}: a vector query needs unit-norm per-aspect sub-vectors (as embed "
+                f"returns), got norms {np.round(norms, 4).tolist()}"
+            )
+        return vector
+
+    def _weights(self, weights: Weights) -> np.ndarray:
+        """Aspect weights ``[A]``: defaults, a list in aspect order, or ``{aspect: w}``
+        (aspects not named weigh 0)."""
+        if weights is None:
+            return self.default_weights
+        if isinstance(weights, Mapping):
+            unknown = sorted(set(weights) - set(self.aspects))
+            if unknown:
+                raise QueryError(f"unknown aspects {unknown}; this bundle has {self.aspects}")
+            weights = [float(weights.get(a, 0.0)) for a in self.aspects]
+        return np.asarray(weights, dtype=np.float64)
+
+    def _weighted(
+        self,
+        queries: Sequence[np.ndarray] | np.ndarray,
+        weights: Weights | Sequence[Weights],
+        k: int,
+    ) -> np.ndarray:
+        """Weighted query vectors ``[Q, vector_dim]``; ``weights`` for all or one per query."""
+        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+            raise QueryError(f"k must be a positive integer, got {k!r}")
+        vectors = self._query_vectors(queries)
+        per_query = isinstance(weights, np.ndarray) and weights.ndim == 2
+        per_query |= isinstance(weights, list | tuple) and any(
+            w is None or not np.isscalar(w) for w in weights
+        )
+        if per_query and len(weights) != len(vectors):
+            raise QueryError(f"weights needs one entry per query ({len(vectors)})")
+        rows = (
+            np.stack([self._weights(w) for w in weights]) if per_query else self._weights(weights)
+        )
+        try:
+            return weight_query_vectors(vectors, rows, len(self.aspects))
+        except ValueError as error:
+            raise QueryError(str(error)) from error
+
+    # ---- filtering and clip hits --------------------------------------------------------------
+    def _filters(
+        self, exclude_tracks: Sequence[Collection[str]] | None, count: int
+    ) -> list[np.ndarray]:
+        """Per query, the codes of the tracks it excludes (unknown track ids are ignored)."""
+        excluded = exclude_tracks if exclude_tracks is not None else [()] * count
+        if isinstance(excluded, str) or len(excluded) != count:
+            raise QueryError(
+                f"exclude_tracks needs one collection of track ids per query ({count})"
+            )
+        if any(isinstance(tracks, str) for tracks in excluded):
+            raise QueryError("each exclude_tracks entry is a collection of track ids, not a string")
+        return [
+            np.asarray(
+                [self._track_code[t] for t in tracks if t in self._track_code], dtype=np.int64
+            )
+            for tracks in excluded
+        ]
+
+    def _wanted(self, splits: Collection[str] | None) -> np.ndarray | None:
+        if splits is None:
+            return None
+        if isinstance(splits, str):
+            raise QueryError("splits is a collection of split names, not a string")
+        return np.flatnonzero(np.isin(self.splits, list(splits)))
+
+    def _keep(self, rows: np.ndarray, codes: np.ndarray, wanted: np.ndarray | None) -> np.ndarray:
+        keep = rows >= 0
+        safe = np.maximum(rows, 0)
+        if codes.size:
+            keep &= ~np.isin(self._track_of[safe], codes)
+        if wanted is not None:
+            keep &= np.isin(self._split_of[safe], wanted)
+        return keep
+
+    def _allowed_hits(
+        self, vectors: np.ndarray, depth: int, codes: list[np.ndarray], wanted: np.ndarray | None
+    ) -> list[tuple[np.ndarray, np.ndarray, bool]]:
+        """Per query, the best ``depth`` allowed clip rows, their scores, and whether
+        allowed clips beyond them may exist.
+
+        One batched search fetches ``depth`` scaled up by the share of clips the split
+        filter keeps, plus the clips of excluded tracks; a query left short is searched
+        again four times deeper.
+        """
+        total = self.index.ntotal
+        kept = self._split_counts.sum() if wanted is None else self._split_counts[wanted].sum()
+        excluded = [int((self._track_size[c]).sum()) for c in codes]
+        fetch = np.minimum(total, math.ceil(depth * total / max(kept, 1)) + np.asarray(excluded))
+        results: list[Any] = [None] * len(vectors)
+        pending = np.arange(len(vectors))
+        while pending.size:
+            deepest = int(max(fetch[pending].max(), 1))
+            scores, rows = search(self.index, vectors[pending], deepest)
+            short = []
+            for q, q_scores, q_rows in zip(pending, scores, rows, strict=True):
+                keep = self._keep(q_rows, codes[q], wanted)
+                if keep.sum() >= depth or deepest >= total:
+                    more = keep.sum() > depth or deepest < total
+                    results[q] = (q_rows[keep][:depth], q_scores[keep][:depth], bool(more))
+                else:
+                    short.append(q)
+            pending = np.asarray(short, dtype=np.int64)
+            fetch[pending] = np.minimum(total, fetch[pending] * 4)
+        return results
+
+    def _prepare(
+        self,
+        queries: Sequence[np.ndarray] | np.ndarray,
+        weights: Weights | Sequence[Weights],
+        k: int,
+        exclude_tracks: Sequence[Collection[str]] | None,
+        splits: Collection[str] | None,
+    ) -> tuple[np.ndarray, list[np.ndarray], np.ndarray | None]:
+        """Checked weighted query vectors, excluded track codes, wanted split codes."""
+        vectors = self._weighted(queries, weights, k)
+        return vectors, self._filters(exclude_tracks, len(vectors)), self._wanted(splits)
+
+    def _clip_hits(self, rows: np.ndarray, scores: np.ndarray) -> list[Hit]:
+        order = _ordered(self.clip_ids[rows], scores)
+        return [
+            Hit(
+                id=str(self.clip_ids[rows[i]]),
+                score=float(scores[i]),
+                track_id=str(self.track_ids[self._track_of[rows[i]]]),
+                segment_start=int(self._segment_start[rows[i]]),
+                segment_end=int(self._segment_end[rows[i]]),
+            )
+            for i in order
+        ]
+
+    # ---- search -------------------------------------------------------------------------------
+    def search_clips_batch(
+        self,
+        queries: Sequence[np.ndarray] | np.ndarray,
+        k: int = 10,
+        weights: Weights | Sequence[Weights] = None,
+        exclude_tracks: Sequence[Collection[str]] | None = None,
+        splits: Collection[str] | None = None,
+    ) -> list[list[Hit]]:
+        """The ``k`` best clips for each query (arguments as ``search_clips``).
+
+        ``queries``: a list of queries, ``[Q, n_seg, L, D]`` or ``[Q, vector_dim]``.
+        ``weights`` applies to every query, or gives one entry per query (a list of
+        mappings/lists, or ``[Q, A]``); ``exclude_tracks`` has one collection per query.
+        """
+        vectors, codes, wanted = self._prepare(queries, weights, k, exclude_tracks, splits)
+        hits = self._allowed_hits(vectors, k, codes, wanted)
+        return [self._clip_hits(rows, scores) for rows, scores, _ in hits]
+
+    def search_clips(
+        self,
+        query: np.ndarray,
+        k: int = 10,
+        weights: Weights = None,
+        exclude_tracks: Collection[str] = (),
+        splits: Collection[str] | None = None,
+    ) -> list[Hit]:
+        """The ``k`` clips most similar to ``query``, best first.
+
+        Args:
+            query: segments ``[n_seg, L, D]`` (float16/32/64) or a vector from ``embed``.
+            k: number of hits (fewer when fewer clips pass the filters).
+            weights: aspect weights, ``{aspect: w}`` (unnamed aspects weigh 0) or ``[A]``
+                in ``aspects`` order; ``None`` uses the model's default weights.
+            exclude_tracks: track ids never returned (e.g. the query's own recording).
+            splits: only clips of these splits (``"train"``, ``"val"``, ``"test"``).
+
+        Returns:
+            Hits ordered by score (the weighted cosine ``Σ_a w_a cos_a / Σ_a w_a``), ties
+            by clip id descending (trec_eval's order).
+
+        Raises:
+            QueryError: a query, weight or ``k`` of the wrong shape, type or value.
+        """
+        return self.search_clips_batch([query], k, [weights], [exclude_tracks], splits)[0]
+
+    def _track_scores(
+        self, vector: np.ndarray, tracks: np.ndarray, wanted: np.ndarray | None
+    ) -> np.ndarray:
+        """Exact ``track_scoring`` scores of ``tracks`` through all their (wanted) clips."""
+        spans = [
+            self._clips_of_track[self._track_start[t] : self._track_start[t + 1]] for t in tracks
+        ]
+        rows = np.concatenate(spans)
+        owner = np.repeat(np.arange(len(tracks)), [len(span) for span in spans])
+        if wanted is not None:
+            keep = np.isin(self._split_of[rows], wanted)
+            rows, owner = rows[keep], owner[keep]
+        scores = np.asarray(self.clip_vectors[rows], dtype=np.float32) @ vector
+        return aggregate_to_tracks(scores[None], owner, len(tracks), **self.track_scoring)[0]
+
+    def _track_hits(
+        self,
+        vector: np.ndarray,
+        k: int,
+        codes: np.ndarray,
+        wanted: np.ndarray | None,
+        hits: tuple[np.ndarray, np.ndarray, bool],
+        depth: int,
+    ) -> list[Hit]:
+        """The ``k`` best tracks, from clip ``hits`` found at ``depth`` (deepened as needed).
+
+        A track scores at most its best clip. Candidate tracks are scored exactly in the
+        order of their best hit, until the next one's best hit cannot reach the k-th best
+        score; the search deepens while a track without a hit could still enter the top
+        ``k`` (the k-th best is below the last hit's score), up to ``TRACK_MAX_DEPTH``
+        clip hits.
+        """
+        exact: dict[int, float] = {}
+        while True:
+            rows, scores, more = hits
+            tracks, first = np.unique(self._track_of[rows], return_index=True)
+            by_hit = np.argsort(first, kind="stable")
+            tracks, bounds = tracks[by_hit], scores[first[by_hit]]
+            kth = -np.inf
+            for start in range(0, len(tracks), TRACK_CHUNK):
+                if len(exact) >= k and bounds[start] < kth:
+                    break
+                todo = np.asarray(
+                    [t for t in tracks[start : start + TRACK_CHUNK] if t not in exact]
+                )
+                if todo.size:
+                    exact.update(
+                        zip(todo.tolist(), self._track_scores(vector, todo, wanted), strict=True)
+                    )
+                if len(exact) >= k:
+                    kth = np.partition(np.fromiter(exact.values(), float), -k)[-k]
+            if not more or kth >= scores[-1] or depth >= TRACK_MAX_DEPTH:
+                break
+            depth *= TRACK_DEPTH_FACTOR
+            hits = self._allowed_hits(vector[None], depth, [codes], wanted)[0]
+        found = np.fromiter(exact, np.int64, len(exact))
+        values = np.fromiter(exact.values(), float, len(exact))
+        order = _ordered(self.track_ids[found], values)[:k]
+        return [
+            Hit(id=str(self.track_ids[t]), score=float(v), track_id=str(self.track_ids[t]))
+            for t, v in zip(found[order], values[order], strict=True)
+        ]
+
+    def search_tracks_batch(
+        self,
+        queries: Sequence[np.ndarray] | np.ndarray,
+        k: int = 10,
+        weights: Weights | Sequence[Weights] = None,
+        exclude_tracks: Sequence[Collection[str]] | None = None,
+        splits: Collection[str] | None = None,
+    ) -> list[list[Hit]]:
+        """The ``k`` best tracks for each query (arguments as ``search_clips_batch``)."""
+        vectors, codes, wanted = self._prepare(queries, weights, k, exclude_tracks, splits)
+        depth = TRACK_DEPTH_FACTOR * k * self.track_scoring["k"]
+        hits = self._allowed_hits(vectors, depth, codes, wanted)
+        return [
+            self._track_hits(vector, k, c, wanted, h, depth)
+            for vector, c, h in zip(vectors, codes, hits, strict=True)
+        ]
+
+    def search_tracks(
+        self,
+        query: np.ndarray,
+        k: int = 10,
+        weights: Weights = None,
+        exclude_tracks: Collection[str] = (),
+        splits: Collection[str] | None = None,
+    ) -> list[Hit]:
+        """The ``k`` tracks most similar to ``query``, best first (arguments as ``search_clips``).
+
+        A track scores as evaluation scores it: the bundle's ``track_scoring`` (by default
+        the mean of its 2 best clips) over its clips' weighted cosines. Candidate tracks
+        come from the clip index and are scored exactly from all their clip vectors; the
+        search deepens until no unseen track can enter the top ``k``, or to
+        ``TRACK_MAX_DEPTH`` clip hits (then the top ``k`` of the tracks found so far).
+        """
+        return self.search_tracks_batch([query], k, [weights], [exclude_tracks], splits)[0]
+
+
+__all__ = ["Hit", "QueryError", "Retriever", "load_bundle"]
