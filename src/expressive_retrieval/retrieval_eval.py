@@ -94,6 +94,18 @@ def split_view(
     )
 
 
+def view_clips(table: pd.DataFrame, view: SplitView) -> pd.DataFrame:
+    """Rows of a table keyed by ``clip_id`` (``clips``, ``clip_ids``) for the view's clips,
+    in the view's order, with their row positions in ``table`` as column ``row``."""
+    positions = pd.Series(np.arange(len(table)), index=table["clip_id"].to_numpy())
+    return (
+        table.set_index("clip_id")
+        .loc[view.clip_ids]
+        .reset_index()
+        .assign(row=positions.loc[view.clip_ids].to_numpy())
+    )
+
+
 def aggregate_clip_scores(view: SplitView, scores: np.ndarray, how: str, k: int) -> np.ndarray:
     """Score candidate tracks ``[N, T]`` through their clips' scores ``[N, N]``."""
     return aggregate_to_tracks(scores, view.clip_track, len(view.track_ids), how=how, k=k)

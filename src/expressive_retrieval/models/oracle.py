@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from expressive_retrieval.aspect_vectors import normalised_weights
 from expressive_retrieval.models.routing import AspectLinear, LayerRouting
 
 TRACK_AGGREGATIONS = ("max", "topk_mean")
@@ -278,20 +279,13 @@ class OracleScorer(nn.Module):
         """
         if weights is None:
             return self.default_weights
-        w = torch.as_tensor(weights, dtype=torch.float32, device=self.default_weights.device)
-        num_aspects = self.num_aspects
-        shapes = [(num_aspects,)] + ([(num_queries, num_aspects)] if num_queries else [])
-        if tuple(w.shape) not in shapes:
-            raise ValueError(
-                f"aspect weights must have shape {' or '.join(map(str, shapes))} "
-                f"(aspects {self.config.aspects}), got {tuple(w.shape)}"
-            )
-        if not torch.isfinite(w).all() or (w < 0).any():
-            raise ValueError(f"aspect weights must be finite and non-negative, got {w.tolist()}")
-        total = w.sum(dim=-1, keepdim=True)
-        if (total <= 0).any():
-            raise ValueError("aspect weights must not be all zero")
-        return w / total
+        if isinstance(weights, Tensor):
+            weights = weights.detach().cpu().numpy()
+        try:
+            w = normalised_weights(weights, self.num_aspects, num_queries)
+        except ValueError as error:
+            raise ValueError(f"{error} (aspects {self.config.aspects})") from error
+        return torch.as_tensor(w, dtype=torch.float32, device=self.default_weights.device)
 
     def combine(self, per_aspect: Tensor, weights: Tensor | np.ndarray | None = None) -> Tensor:
         """Total ``Σ_a w_a s_a``: ``[Bq, C, A]`` → ``[Bq, C]``; weights ``[A]``/``[Bq, A]``/None."""

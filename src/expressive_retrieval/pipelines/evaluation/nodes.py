@@ -41,6 +41,7 @@ from expressive_retrieval.retrieval_eval import (
     ranking_failures,
     scores_from_aspects,
     split_view,
+    view_clips,
 )
 from expressive_retrieval.segments import SegmentStore, clip_refs
 
@@ -75,11 +76,6 @@ def evaluation_view(
     return view
 
 
-def _members(clips: pd.DataFrame, view: SplitView) -> pd.DataFrame:
-    """The clip table's rows of the view's clips, in the view's order."""
-    return clips.set_index("clip_id").loc[view.clip_ids].reset_index()
-
-
 def score_frozen_baselines(
     segments: SegmentStore,
     clips: pd.DataFrame,
@@ -96,7 +92,7 @@ def score_frozen_baselines(
     evidence = discovery_layer_weights(layer_evidence, view.aspects)
     uniform = np.full((1, evidence.shape[1]), 1.0 / evidence.shape[1])
     vectors = layer_weighted_vectors(
-        segments, _members(clips, view), np.vstack([uniform, evidence])
+        segments, view_clips(clips, view), np.vstack([uniform, evidence])
     )
     seconds = time.perf_counter() - started
     plain = vectors[:, 0]
@@ -124,7 +120,7 @@ def score_oracle(
     """The oracle over every (query, candidate) pair; tracks as its config aggregates them."""
     model = OracleScorer.from_state(OracleConfig.from_dict(oracle_config), oracle_model).eval()
     started = time.perf_counter()
-    chunks = segments.iter_clip_chunks(clip_refs(_members(clips, view)), params["chunk_size"])
+    chunks = segments.iter_clip_chunks(clip_refs(view_clips(clips, view)), params["chunk_size"])
     _, per_aspect = model.score_all(chunks)
     seconds = time.perf_counter() - started
     logger.info("Oracle scored %d pairs in %.1fs", per_aspect.shape[0] ** 2, seconds)
@@ -193,14 +189,14 @@ def score_projections(
     embedded here from the segments.
     """
     config = ProjectionConfig.from_dict(projection_config)
-    rows = pd.Series(np.arange(len(clip_ids)), index=clip_ids["clip_id"]).loc[view.clip_ids]
-    distilled = np.asarray(clip_vectors[rows.to_numpy()], dtype=np.float32)
+    rows = view_clips(clip_ids, view)["row"].to_numpy()
+    distilled = np.asarray(clip_vectors[rows], dtype=np.float32)
     started = time.perf_counter()
     head = ProjectionHead.from_state(
         ProjectionConfig.from_dict(projection_ablation_config), projection_ablation_model
     ).eval()
     plain = head.embed_numpy(
-        segments.clips(clip_refs(_members(clips, view))), batch_size=params["chunk_size"]
+        segments.clips(clip_refs(view_clips(clips, view))), batch_size=params["chunk_size"]
     )
     segments.close()
     embed_seconds = time.perf_counter() - started

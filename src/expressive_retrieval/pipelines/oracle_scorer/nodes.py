@@ -22,6 +22,7 @@ from expressive_retrieval.retrieval_eval import (
     ranking_failures,
     ranking_report,
     split_view,
+    view_clips,
 )
 from expressive_retrieval.segments import SegmentStore, clip_refs
 from expressive_retrieval.training_inputs import model_layout, train_on_lists
@@ -74,7 +75,7 @@ def split_report(
     params: dict[str, Any],
 ) -> dict[str, Any]:
     """The oracle against frozen cosine on one split: both tasks and aspect behaviour."""
-    members = clips.set_index("clip_id").loc[view.clip_ids].reset_index()
+    members = view_clips(clips, view)
     refs = clip_refs(members)
     started = time.perf_counter()
     chunks = segments.iter_clip_chunks(refs, params["evaluation"]["chunk_size"])

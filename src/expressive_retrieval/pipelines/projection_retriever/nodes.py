@@ -37,6 +37,7 @@ from expressive_retrieval.retrieval_eval import (
     ranking_report,
     scores_from_aspects,
     split_view,
+    view_clips,
 )
 from expressive_retrieval.segments import SegmentStore, clip_refs
 from expressive_retrieval.training_inputs import clip_loader, model_layout, train_on_lists
@@ -209,11 +210,10 @@ def evaluate_projection(
     """
     config = ProjectionConfig.from_dict(distilled_config)
     view = split_view(clips, clip_aspect_features, dataset_version["relevance"], "test")
-    rows = pd.Series(np.arange(len(clip_ids)), index=clip_ids["clip_id"]).loc[view.clip_ids]
-    distilled = np.asarray(clip_vectors[rows.to_numpy()])
-    members = clips.set_index("clip_id").loc[view.clip_ids].reset_index()
+    distilled = np.asarray(clip_vectors[view_clips(clip_ids, view)["row"].to_numpy()])
     plain = _head(ablation_state, ablation_config).embed_numpy(
-        segments.clips(clip_refs(members)), batch_size=params["corpus"]["chunk_size"]
+        segments.clips(clip_refs(view_clips(clips, view))),
+        batch_size=params["corpus"]["chunk_size"],
     )
     segments.close()
     track = params["track_scoring"]
