@@ -10,12 +10,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from expressive_retrieval.models.encoder import as_float_tensor
 from expressive_retrieval.models.losses import (
     AspectRegressionLoss,
     ListwiseRankingLoss,
     ProxyPredictionLoss,
 )
-from expressive_retrieval.models.oracle import OracleScorer, as_float_tensor
+from expressive_retrieval.models.oracle import OracleScorer
 from expressive_retrieval.models.training.loop import (
     ListwiseData,
     LoadClips,

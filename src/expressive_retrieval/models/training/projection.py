@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from expressive_retrieval.models.encoder import as_float_tensor
 from expressive_retrieval.models.losses import (
     AspectRegressionLoss,
     DistillationLoss,
@@ -20,7 +21,6 @@ from expressive_retrieval.models.losses import (
     RoutingPriorLoss,
 )
 from expressive_retrieval.models.losses.distillation_loss import DISTILLATION_KINDS
-from expressive_retrieval.models.oracle import as_float_tensor
 from expressive_retrieval.models.projection import ProjectionHead
 from expressive_retrieval.models.training.loop import (
     ListwiseData,
