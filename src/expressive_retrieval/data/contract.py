@@ -393,7 +393,7 @@ def _check_finite(
     Files that cannot be mapped are added to ``unreadable``.
     """
     found: dict[str, str] = {}
-    try:
+    with segments:
         for count, track_id in enumerate(track_ids, start=1):
             try:
                 array = segments.open(track_id)
@@ -410,9 +410,7 @@ def _check_finite(
             if nan or inf:
                 found[track_id] = f"{nan} NaN, {inf} Inf"
             if count % CLOSE_EVERY_FILES == 0:
-                segments.close()
-    finally:
-        segments.close()
+                segments.close()  # mid-pass too: bounds the maps of a long pass
     return found
 
 
