@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from expressive_retrieval.data import expectations as ex
-from expressive_retrieval.data.splits import UNKNOWN_CLIP, leakage_frame
+from expressive_retrieval.data.splits import UNKNOWN_CLIP, leakage
 
 ASPECTS = ["tempo", "dynamics"]
 GROUP_KEYS = ["work_id", "artist_id"]
@@ -101,9 +101,10 @@ def test_valid_tables_pass_every_suite() -> None:
     assert set(raw["suites"]) == {"tracks", "proxy_targets"}
     assert ex.failure_summary(labels).startswith("all suites passed")
 
-    frame = leakage_frame(
+    frame, leaks = leakage(
         t["splits"], t["tracks"], GROUP_KEYS, t["clips"], t["pairs"], t["triples"]
     )
+    assert leaks == []
     assert list(frame.columns) == ["kind", "id", "num_splits"]
     assert frame["kind"].value_counts().to_dict() == {
         "track": 6,

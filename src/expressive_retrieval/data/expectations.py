@@ -252,7 +252,7 @@ def triples_suite() -> list:
 
 
 def leakage_suite() -> list:
-    """Every checked entity of `leakage_frame` lies in exactly one split."""
+    """Every checked entity of the `splits.leakage` frame lies in exactly one split."""
     gxe = _gxe()
     return [gxe.ExpectColumnValuesToBeBetween(column="num_splits", min_value=1, max_value=1)]
 
