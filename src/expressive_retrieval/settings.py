@@ -1,10 +1,9 @@
 """Kedro project settings."""
 
-from kedro.config import OmegaConfigLoader
-
+from expressive_retrieval.config_loader import ProjectConfigLoader
 from expressive_retrieval.hooks import SyntheticDataGuard
 
 HOOKS = (SyntheticDataGuard(),)
 
-CONFIG_LOADER_CLASS = OmegaConfigLoader
+CONFIG_LOADER_CLASS = ProjectConfigLoader
 CONFIG_LOADER_ARGS = {"base_env": "base", "default_run_env": "local"}
