@@ -55,6 +55,7 @@ def _tables() -> Tables:
             "query_clip_id": ["t1_c0", "t3_c0"],
             "positive_clip_id": ["t2_c0", "t4_c1"],
             "negative_clip_id": ["t6_c0", "t3_c1"],
+            "split": ["train", "val"],
         }
     )
     proxy_targets = pd.DataFrame(
@@ -81,8 +82,8 @@ def _labels(t: Tables) -> dict:
     )
 
 
-def _raw(t: Tables) -> dict:
-    return ex.validate_raw_tables(t["tracks"], t["proxy_targets"], ["tempo_bpm", "loudness_db"])
+def _sizes(t: Tables, min_tracks: int = 1, min_key_values: int = 1) -> dict:
+    return ex.validate_split_sizes(t["splits"], t["tracks"], GROUP_KEYS, min_tracks, min_key_values)
 
 
 def _failed(report: dict, suite: str) -> list[str]:
@@ -91,14 +92,14 @@ def _failed(report: dict, suite: str) -> list[str]:
 
 def test_valid_tables_pass_every_suite() -> None:
     t = _tables()
-    labels, raw = _labels(t), _raw(t)
-    for report in (labels, raw):
+    labels, sizes = _labels(t), _sizes(t)
+    for report in (labels, sizes):
         assert report["success"], ex.failure_summary(report)
         assert all(s["success"] for s in report["suites"].values())
         assert report["leaks"] == [] and report["num_leaks"] == 0
         json.dumps(report)
     assert set(labels["suites"]) == {"clips", "splits", "pairs", "triples", "leakage"}
-    assert set(raw["suites"]) == {"tracks", "proxy_targets"}
+    assert set(sizes["suites"]) == {"split_sizes"}
     assert ex.failure_summary(labels).startswith("all suites passed")
 
     frame, leaks = leakage(
@@ -145,7 +146,8 @@ PAIR = {"relevance": 1, "target_tempo": 0.5, "target_dynamics": 0.5, "split": "t
         (_append("pairs", {"query_clip_id": "t1_c0", "candidate_clip_id": "t5_c0", **PAIR}),
          "pair", "t1_c0|t5_c0"),
         (_append("triples", {"query_clip_id": "t1_c1", "positive_clip_id": "t2_c1",
-                             "negative_clip_id": "t5_c1"}), "triple", "t1_c1|t2_c1|t5_c1"),
+                             "negative_clip_id": "t5_c1", "split": "train"}),
+         "triple", "t1_c1|t2_c1|t5_c1"),
         # Train track t6 listed again under test; a clip of train track t1 labelled test.
         (_append("splits", {"track_id": "t6", "group_id": "g4", "split": "test"}), "track", "t6"),
         (_set("clips", 0, "split", "test"), "track", "t1"),
@@ -194,20 +196,8 @@ LABEL_BREAKS = [
      "expect_column_pair_values_to_differ", "candidate_clip_id=t5_c0"),
     (_set("triples", 1, "negative_clip_id", None), "triples",
      "expect_column_values_to_not_be_null", "query_clip_id=t3_c0"),
-]  # fmt: skip
-RAW_BREAKS = [
-    (_set("tracks", 0, "track_id", "bad id!"), "tracks",
-     "expect_column_values_to_match_regex", "track_id=bad id!"),
-    (_set("tracks", 1, "track_id", "t3"), "tracks",
-     "expect_column_values_to_be_unique", "track_id=t3"),
-    (_set("tracks", 3, "duration_s", 0.0), "tracks",
-     "expect_column_values_to_be_between", "track_id=t4"),
-    (_set("tracks", 4, "work_id", None), "tracks",
-     "expect_column_values_to_not_be_null", "track_id=t5"),
-    (_set("proxy_targets", 1, "segment_idx", 0), "proxy_targets",
-     "expect_compound_columns_to_be_unique", "segment_idx=0"),
-    (_set("proxy_targets", 4, "segment_idx", -1), "proxy_targets",
-     "expect_column_values_to_be_between", "segment_idx=-1"),
+    (_set("triples", 0, "split", "unassigned"), "triples",
+     "expect_column_values_to_be_in_set", "split=unassigned"),
 ]  # fmt: skip
 
 
@@ -217,14 +207,6 @@ def broken_labels() -> dict:
     for mutate, *_ in LABEL_BREAKS:
         mutate(t)
     return _labels(t)
-
-
-@pytest.fixture(scope="module")
-def broken_raw() -> dict:
-    t = _tables()
-    for mutate, *_ in RAW_BREAKS:
-        mutate(t)
-    return _raw(t)
 
 
 def _assert_caught(report: dict, suite: str, expectation: str, detail: str) -> None:
@@ -243,22 +225,31 @@ def test_label_schema_break_is_caught(
     _assert_caught(broken_labels, suite, expectation, detail)
 
 
-@pytest.mark.parametrize(("suite", "expectation", "detail"), [b[1:] for b in RAW_BREAKS])
-def test_raw_schema_break_is_caught(
-    broken_raw: dict, suite: str, expectation: str, detail: str
-) -> None:
-    _assert_caught(broken_raw, suite, expectation, detail)
+def test_split_sizes_refuse_a_split_below_the_minimum() -> None:
+    t = _tables()
+    report = _sizes(t, min_tracks=2)
+    _assert_caught(report, "split_sizes", "expect_column_values_to_be_between", "split=test")
+    assert {r["split"]: r["tracks"] for r in report["sizes"]} == {"train": 3, "val": 2, "test": 1}
+
+
+def test_split_sizes_count_an_emptied_split_and_key_values() -> None:
+    t = _tables()
+    t["splits"].loc[t["splits"]["split"] == "val", "split"] = "unassigned"
+    report = _sizes(t)
+    _assert_caught(report, "split_sizes", "expect_column_values_to_be_between", "split=val")
+    # train has 2 works' worth of artists a1, a5: two distinct values pass at 2, not at 3.
+    assert _sizes(_tables(), min_key_values=1)["success"]
+    failed = _sizes(_tables(), min_key_values=2)
+    _assert_caught(failed, "split_sizes", "expect_column_values_to_be_between", "split=test")
 
 
 def test_missing_columns_are_named() -> None:
     t = _tables()
     t["clips"] = t["clips"].drop(columns="split")
     t["triples"] = t["triples"].drop(columns="negative_clip_id")
-    t["proxy_targets"] = t["proxy_targets"].drop(columns="tempo_bpm")
-    labels, raw = _labels(t), _raw(t)
+    labels = _labels(t)
     _assert_caught(labels, "triples", "expect_column_to_exist", "column negative_clip_id")
     _assert_caught(labels, "clips", "expect_column_to_exist", "column split")
-    _assert_caught(raw, "proxy_targets", "expect_column_to_exist", "column tempo_bpm")
     assert "missing column(s) clips.split, triples.negative_clip_id" in ex.failure_summary(labels)
 
 

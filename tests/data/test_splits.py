@@ -5,7 +5,12 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from expressive_retrieval.data.splits import SplitError, assign_splits, connected_groups
+from expressive_retrieval.data.splits import (
+    UNASSIGNED,
+    SplitError,
+    assign_splits,
+    connected_groups,
+)
 
 FRACTIONS = {"train": 0.6, "val": 0.2, "test": 0.2}
 
@@ -59,7 +64,7 @@ def test_frozen_split_keeps_old_tracks_and_places_new_ones() -> None:
     assert merged["new1"] in FRACTIONS
 
 
-def test_frozen_split_refuses_a_bridge_between_splits() -> None:
+def test_frozen_split_leaves_a_new_bridge_unassigned() -> None:
     tracks = _tracks(20)
     first = assign_splits(tracks, ["work_id", "artist_id"], FRACTIONS, seed=1).set_index("track_id")
     a = first.index[first["split"] == "train"][0]
@@ -67,7 +72,22 @@ def test_frozen_split_refuses_a_bridge_between_splits() -> None:
     work_a = tracks.set_index("track_id").loc[a, "work_id"]
     artist_b = tracks.set_index("track_id").loc[b, "artist_id"]
     bridge = pd.DataFrame([("bridge", work_a, artist_b)], columns=tracks.columns)
-    with pytest.raises(SplitError, match="resplit"):
+    second = assign_splits(
+        pd.concat([tracks, bridge]), ["work_id", "artist_id"], FRACTIONS, 1, first.reset_index()
+    ).set_index("track_id")
+    assert second.loc["bridge", "split"] == UNASSIGNED
+    assert (second.loc[first.index, "split"] == first["split"]).all()
+
+
+def test_frozen_split_refuses_an_edited_key_that_joins_two_splits() -> None:
+    tracks = _tracks(20)
+    first = assign_splits(tracks, ["work_id", "artist_id"], FRACTIONS, seed=1).set_index("track_id")
+    a = first.index[first["split"] == "train"][0]
+    b = first.index[first["split"] == "test"][0]
+    edited = tracks.set_index("track_id")
+    edited.loc[a, "work_id"] = edited.loc[b, "work_id"]
+    with pytest.raises(SplitError, match=r"resplit.*") as error:
         assign_splits(
-            pd.concat([tracks, bridge]), ["work_id", "artist_id"], FRACTIONS, 1, first.reset_index()
+            edited.reset_index(), ["work_id", "artist_id"], FRACTIONS, 1, first.reset_index()
         )
+    assert f"work_id={edited.loc[b, 'work_id']}" in str(error.value)

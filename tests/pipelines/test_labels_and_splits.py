@@ -68,7 +68,7 @@ def test_no_leak_across_splits(labelled_project) -> None:
 def test_validation_reports_are_saved(labelled_project) -> None:
     raw = labelled_project.load("raw_inputs_validation")
     labels = labelled_project.load("labels_validation")
-    assert raw["passed"] and raw["contract"]["L"] == 5
+    assert raw["passed"] and raw["L"] == 5
     assert labels["success"] and "leakage" in json.dumps(labels)
 
 

@@ -1,11 +1,14 @@
-"""Great Expectations (1.x) suites for the raw and label tables, and the split-leakage suite.
+"""Great Expectations (1.x) suites: split sizes, the label tables, and the split-leakage suite.
+
+The raw tables have no suite: the input contract (`data.contract`) checks them first and
+refuses what a suite would, so a suite there could never fail.
 
 Suites are plain lists of GX expectation objects; `validate` runs one list on a pandas frame
 in an ephemeral GX context of its own (no files, no progress bars, no state shared between
 validations: about 0.1 s each) and returns a JSON-able result. GX is imported lazily:
 importing it costs seconds.
 
-Report shape (`validate_labels`, `validate_raw_tables`)::
+Report shape (`validate_labels`, `validate_split_sizes`)::
 
     {"success": bool,
      "suites": {name: {"suite", "success", "statistics", "results": [entry, ...]}},
@@ -26,8 +29,13 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from expressive_retrieval.data.segments import TRACK_ID_PATTERN
-from expressive_retrieval.data.splits import PAIR_COLUMNS, SPLITS, TRIPLE_COLUMNS, leakage
+from expressive_retrieval.data.splits import (
+    PAIR_COLUMNS,
+    SPLITS,
+    TRIPLE_COLUMNS,
+    UNASSIGNED,
+    leakage,
+)
 
 MAX_EXAMPLES = 20
 MAX_LEAKS = 1000
@@ -172,34 +180,11 @@ def _not_null(columns: Iterable[str]) -> list:
     return [gxe.ExpectColumnValuesToNotBeNull(column=c) for c in columns]
 
 
-def _split_in_set() -> list:
+def _split_in_set(names: Sequence[str] = (*SPLITS, UNASSIGNED)) -> list:
     gxe = _gxe()
     return [
         *_not_null(["split"]),
-        gxe.ExpectColumnValuesToBeInSet(column="split", value_set=list(SPLITS)),
-    ]
-
-
-def tracks_suite() -> list:
-    """Raw `tracks`: unique well-formed track ids, artist/work ids, positive durations."""
-    gxe = _gxe()
-    return [
-        *_exist(["track_id", "artist_id", "work_id", "duration_s"]),
-        *_not_null(["track_id", "artist_id", "work_id", "duration_s"]),
-        gxe.ExpectColumnValuesToBeUnique(column="track_id"),
-        gxe.ExpectColumnValuesToMatchRegex(column="track_id", regex=TRACK_ID_PATTERN.pattern),
-        gxe.ExpectColumnValuesToBeBetween(column="duration_s", min_value=0, strict_min=True),
-    ]
-
-
-def proxy_targets_suite(proxy_columns: list[str]) -> list:
-    """Raw `proxy_targets`: one row per (track_id, segment_idx >= 0), proxy columns present."""
-    gxe = _gxe()
-    return [
-        *_exist(["track_id", "segment_idx", *proxy_columns]),
-        *_not_null(["track_id", "segment_idx"]),
-        gxe.ExpectColumnValuesToBeBetween(column="segment_idx", min_value=0),
-        gxe.ExpectCompoundColumnsToBeUnique(column_list=["track_id", "segment_idx"]),
+        gxe.ExpectColumnValuesToBeInSet(column="split", value_set=list(names)),
     ]
 
 
@@ -239,6 +224,7 @@ def pairs_suite(aspects: list[str]) -> list:
         gxe.ExpectColumnValuesToBeInSet(column="relevance", value_set=[0, 1, 2, 3]),
         *[gxe.ExpectColumnValuesToBeBetween(column=t, min_value=0, max_value=1) for t in targets],
         *_distinct(PAIR_COLUMNS),
+        *_split_in_set(SPLITS),  # labels never hold an unassigned clip
     ]
 
 
@@ -248,6 +234,7 @@ def triples_suite() -> list:
         *_exist(TRIPLE_COLUMNS),
         *_not_null(TRIPLE_COLUMNS),
         *_distinct(TRIPLE_COLUMNS),
+        *_split_in_set(SPLITS),
     ]
 
 
@@ -311,20 +298,41 @@ def validate_labels(
     return _report(suites, leaks)
 
 
-def validate_raw_tables(
-    tracks: pd.DataFrame, proxy_targets: pd.DataFrame, proxy_columns: list[str]
+def split_sizes_suite(min_tracks: int, min_key_values: int, keys: Sequence[str]) -> list:
+    """The `split_sizes` frame: every split has enough tracks and key values for its purpose."""
+    gxe = _gxe()
+    return [
+        gxe.ExpectColumnValuesToBeInSet(column="split", value_set=list(SPLITS)),
+        gxe.ExpectTableRowCountToEqual(value=len(SPLITS)),
+        gxe.ExpectColumnValuesToBeBetween(column="tracks", min_value=min_tracks),
+        *[gxe.ExpectColumnValuesToBeBetween(column=k, min_value=min_key_values) for k in keys],
+    ]
+
+
+def split_sizes(splits: pd.DataFrame, tracks: pd.DataFrame, group_keys: list[str]) -> pd.DataFrame:
+    """Per split (train, val, test): tracks, groups and distinct values of each group key."""
+    keyed = splits.merge(tracks[["track_id", *group_keys]], on="track_id")
+    keyed = keyed[keyed["split"].isin(SPLITS)]
+    sizes = keyed.groupby("split").agg(
+        tracks=("track_id", "size"),
+        groups=("group_id", "nunique"),
+        **{k: (k, "nunique") for k in group_keys},
+    )
+    return sizes.reindex(list(SPLITS), fill_value=0).rename_axis("split").reset_index()
+
+
+def validate_split_sizes(
+    splits: pd.DataFrame,
+    tracks: pd.DataFrame,
+    group_keys: list[str],
+    min_tracks: int,
+    min_key_values: int,
 ) -> dict:
-    """`tracks` and `proxy_targets` suites, as one report (same shape as `validate_labels`)."""
-    suites = {
-        "tracks": validate(tracks, "tracks", tracks_suite(), ["track_id"]),
-        "proxy_targets": validate(
-            proxy_targets,
-            "proxy_targets",
-            proxy_targets_suite(proxy_columns),
-            ["track_id", "segment_idx"],
-        ),
-    }
-    return _report(suites, [])
+    """The `split_sizes` suite as a report (same shape as `validate_labels`), plus the sizes."""
+    sizes = split_sizes(splits, tracks, group_keys)
+    suite = split_sizes_suite(min_tracks, min_key_values, group_keys)
+    report = _report({"split_sizes": validate(sizes, "split_sizes", suite, ["split"])}, [])
+    return report | {"sizes": sizes.to_dict(orient="records")}
 
 
 def _target(kwargs: dict) -> str:

@@ -12,6 +12,7 @@ import pandas as pd
 
 from expressive_retrieval.data import expectations
 from expressive_retrieval.data.contract import check_raw_inputs, raise_for_violations
+from expressive_retrieval.data.contract.violations import list_ids
 from expressive_retrieval.data.probes import probe_layer_scores
 from expressive_retrieval.data.relevance import (
     RelevanceModel,
@@ -20,7 +21,13 @@ from expressive_retrieval.data.relevance import (
     proxy_columns,
 )
 from expressive_retrieval.data.segments import SegmentStore
-from expressive_retrieval.data.splits import assign_splits
+from expressive_retrieval.data.splits import (
+    SPLITS,
+    UNASSIGNED,
+    SplitError,
+    assign_splits,
+    connected_groups,
+)
 from expressive_retrieval.evaluation.baselines import mean_pooled_vectors
 from expressive_retrieval.vectors.integrity import sha256_file
 
@@ -37,19 +44,12 @@ def check_raw_inputs_node(
     aspects: dict[str, dict],
     raw_files: dict[str, str],
 ) -> dict[str, Any]:
-    """Check the raw input contract (docs/design.md, "Raw inputs") and the raw schema suites.
+    """Check the raw input contract (docs/design.md, "Raw inputs").
 
     Returns:
         The validation report, saved whether or not it passed.
     """
-    contract = check_raw_inputs(tracks, segments, proxy_targets, discovery, aspects, raw_files)
-    suites = (
-        expectations.validate_raw_tables(tracks, proxy_targets, proxy_columns(aspects))
-        if contract["passed"]
-        else {"success": None, "suites": {}, "skipped": "the input contract failed first"}
-    )
-    passed = bool(contract["passed"] and suites["success"])
-    return {"passed": passed, "contract": contract, "great_expectations": suites}
+    return check_raw_inputs(tracks, segments, proxy_targets, discovery, aspects, raw_files)
 
 
 class ExpectationsFailed(ValueError):
@@ -69,12 +69,9 @@ def accept_raw_inputs(report: dict[str, Any]) -> dict[str, Any]:
 
     Raises:
         InputContractError: naming each file, rule and offending ids.
-        ExpectationsFailed: when a raw schema suite failed.
     """
-    raise_for_violations(report["contract"])
-    _raise_if_suites_failed(report["great_expectations"], "Raw inputs")
-    contract = report["contract"]
-    return {key: contract[key] for key in ("L", "D", "dtype", "num_segments")}
+    raise_for_violations(report)
+    return {key: report[key] for key in ("L", "D", "dtype", "num_segments")}
 
 
 def assign_splits_node(
@@ -92,7 +89,61 @@ def assign_splits_node(
         )
     splits = assign_splits(tracks, params["group_keys"], params["split_fractions"], seed, previous)
     logger.info("Split sizes (tracks): %s", splits["split"].value_counts().to_dict())
+    unassigned = splits.loc[splits["split"] == UNASSIGNED, "track_id"]
+    if len(unassigned):
+        logger.warning(
+            "%d of %d track(s) unassigned (their %s values would bridge two splits; they stay "
+            "in the corpus, not in labels): %s",
+            len(unassigned),
+            len(splits),
+            " / ".join(params["group_keys"]),
+            list_ids(list(unassigned)),
+        )
     return splits
+
+
+def check_split_sizes(
+    splits: pd.DataFrame, tracks: pd.DataFrame, params: dict[str, Any]
+) -> dict[str, Any]:
+    """The ``split_sizes`` suite: each split has enough tracks and key values.
+
+    Returns:
+        The report (saved whatever the outcome), with per-split sizes and the components.
+    """
+    keys, minimum = params["group_keys"], params["min_split_size"]
+    report = expectations.validate_split_sizes(
+        splits, tracks, keys, int(minimum["tracks"]), int(minimum["key_values"])
+    )
+    components = connected_groups(tracks, keys).value_counts()
+    return report | {
+        "group_keys": keys,
+        "components": {"count": len(components), "largest": int(components.max(initial=0))},
+        "unassigned": int((splits["split"] == UNASSIGNED).sum()),
+    }
+
+
+def accept_splits(report: dict[str, Any], splits: pd.DataFrame) -> pd.DataFrame:
+    """Release the split only when the ``split_sizes`` suite passed.
+
+    Raises:
+        SplitError: naming the keys, the components, the split sizes and the parameters.
+    """
+    if report["success"]:
+        return splits
+    sizes = "; ".join(
+        f"{row['split']}: {', '.join(f'{k}={v}' for k, v in row.items() if k != 'split')}"
+        for row in report["sizes"]
+    )
+    raise SplitError(
+        f"The split is too small to train or evaluate on (group keys "
+        f"{', '.join(report['group_keys'])}; {report['components']['count']} connected "
+        f"component(s), the largest of {report['components']['largest']} tracks; "
+        f"{report['unassigned']} track(s) unassigned). Sizes per split: {sizes}.\n"
+        + expectations.failure_summary(report)
+        + "\nChange labels_and_splits.split_fractions, labels_and_splits.group_keys or "
+        "labels_and_splits.min_split_size (parameters_labels_and_splits.yml), or bring more "
+        "tracks; nothing was written downstream."
+    )
 
 
 def make_clips(
@@ -174,6 +225,8 @@ def build_pairs_and_triples(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Graded pairs and (query, positive, hard negative) triples, never across splits.
 
+    Unassigned clips (tracks that would bridge two splits) get no labels.
+
     Candidates of a query are clips of the same split from other tracks: the ``nearest``
     by combined aspect similarity, ``hard_negatives`` (dissimilar in expression but
     nearest in frozen cosine, typically the same work or recording), and random clips.
@@ -189,7 +242,8 @@ def build_pairs_and_triples(
         "targets": [],
     }
     triple_rows = []
-    for _, members in sorted(clips.groupby("split", sort=True).indices.items()):
+    labelled = clips.groupby("split", sort=True).indices
+    for _, members in sorted((s, m) for s, m in labelled.items() if s in SPLITS):
         # Bound each block to ~pair_block (query, candidate) pairs, whatever the split size.
         step = max(1, params["pair_block"] // len(members))
         for lo in range(0, len(members), step):

@@ -4,10 +4,12 @@ from kedro.pipeline import Node, Pipeline
 
 from .nodes import (
     accept_raw_inputs,
+    accept_splits,
     assign_splits_node,
     build_clip_features,
     build_pairs_and_triples,
     check_raw_inputs_node,
+    check_split_sizes,
     dataset_version,
     frozen_clip_vectors,
     layer_evidence,
@@ -22,6 +24,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 check_raw_inputs_node,
+                check_split_sizes,
                 [
                     "tracks",
                     "segments",
@@ -48,8 +51,20 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "params:labels_and_splits",
                     "params:seed",
                 ],
-                "candidate_splits",
+                "drawn_splits",
                 name="assign_splits_node",
+            ),
+            Node(
+                check_split_sizes,
+                ["drawn_splits", "tracks", "params:labels_and_splits"],
+                "splits_validation",
+                name="check_split_sizes_node",
+            ),
+            Node(
+                accept_splits,
+                ["splits_validation", "drawn_splits"],
+                "candidate_splits",
+                name="accept_splits_node",
             ),
             Node(
                 make_clips,
