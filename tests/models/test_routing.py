@@ -29,7 +29,8 @@ def test_lower_temperature_sharpens_and_zero_evidence_is_uniform():
 
 
 @pytest.mark.parametrize(
-    "scores", [torch.tensor([[1.0, -0.1]]), torch.tensor([1.0, 2.0]), torch.zeros(0, 3)]
+    "scores",
+    [torch.tensor([[1.0, float("nan")]]), torch.tensor([1.0, 2.0]), torch.zeros(0, 3)],
 )
 def test_invalid_evidence_is_refused(scores):
     with pytest.raises(ValueError, match="layer_scores"):

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from expressive_retrieval.data.segments import SegmentStore
+from expressive_retrieval.vectors.evidence import layer_priors
 
 
 def layer_weighted_vectors(
@@ -55,11 +56,7 @@ def mean_pooled_vectors(segments: SegmentStore, clips: pd.DataFrame, dim: int) -
 def discovery_layer_weights(layer_evidence: dict[str, Any], aspects: list[str]) -> np.ndarray:
     """Per-aspect layer weights ``[A, L]`` (rows sum to 1) from the layer evidence.
 
-    The evidence is normalised as ``LayerRouting`` initialises from it (temperature 1);
-    an aspect without evidence weighs every layer equally.
+    ``layer_priors``, as ``LayerRouting`` initialises from it (temperature 1); an aspect
+    without evidence weighs every layer equally.
     """
-    scores = np.asarray([layer_evidence[a]["layer_scores"] for a in aspects], dtype=np.float64)
-    assert scores.ndim == 2 and (scores >= 0).all(), "layer scores must be [A, L], non-negative"
-    total = scores.sum(axis=1, keepdims=True)
-    uniform = np.full_like(scores, 1.0 / scores.shape[1])
-    return np.where(total > 0, scores / np.maximum(total, 1e-12), uniform)
+    return layer_priors([layer_evidence[a]["layer_scores"] for a in aspects])

@@ -5,36 +5,30 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from expressive_retrieval.vectors.evidence import layer_priors
+
 
 class LayerRouting(nn.Module):
     """A learned softmax over layers for every aspect, initialised from discovery evidence.
 
-    The evidence ``layer_scores[a]`` (non-negative, any scale) is normalised to a
-    distribution ``p_a`` and the logits start at ``log(p_a + eps) / temperature``, so at
+    The evidence ``layer_scores[a]`` (any finite scores; <= 0 is no evidence) becomes the
+    distribution ``p_a = layer_priors(layer_scores)[a]`` and the logits start at ``log(p_a + eps) / temperature``, so at
     initialisation ``weights()[a] ∝ (p_a + eps) ** (1 / temperature)``: ``temperature = 1``
     reproduces the evidence, smaller values sharpen it, and ``eps`` keeps every layer
-    reachable by gradient. An aspect with all-zero evidence starts uniform.
+    reachable by gradient. An aspect without positive evidence starts uniform.
 
     Args:
-        layer_scores: ``[A, L]`` non-negative evidence per aspect and layer.
+        layer_scores: ``[A, L]`` evidence per aspect and layer (finite).
         temperature: sharpness of the initial routing (> 0).
         eps: floor added to the normalised evidence before the log (> 0).
     """
 
     def __init__(self, layer_scores: Tensor, temperature: float = 1.0, eps: float = 1e-3) -> None:
         super().__init__()
-        scores = torch.as_tensor(layer_scores, dtype=torch.float32)
-        if scores.ndim != 2 or scores.shape[0] == 0 or scores.shape[1] == 0:
-            raise ValueError(
-                f"layer_scores must be [A, L] with A, L > 0, got {tuple(scores.shape)}"
-            )
-        if not torch.isfinite(scores).all() or (scores < 0).any():
-            raise ValueError("layer_scores must be finite and non-negative")
         if temperature <= 0 or eps <= 0:
             raise ValueError(f"temperature and eps must be > 0, got {temperature}, {eps}")
-        total = scores.sum(dim=1, keepdim=True)
-        uniform = torch.full_like(scores, 1.0 / scores.shape[1])
-        share = torch.where(total > 0, scores / total.clamp_min(1e-12), uniform)
+        scores = torch.as_tensor(layer_scores, dtype=torch.float64).detach().cpu().numpy()
+        share = torch.from_numpy(layer_priors(scores)).float()
         self.logits = nn.Parameter(torch.log(share + eps) / temperature)
 
     @property

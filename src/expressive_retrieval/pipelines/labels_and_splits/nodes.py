@@ -29,6 +29,7 @@ from expressive_retrieval.data.splits import (
     connected_groups,
 )
 from expressive_retrieval.evaluation.baselines import mean_pooled_vectors
+from expressive_retrieval.vectors.evidence import has_evidence
 from expressive_retrieval.vectors.integrity import sha256_file
 
 logger = logging.getLogger(__name__)
@@ -334,12 +335,17 @@ def layer_evidence(
     params: dict[str, Any],
     seed: int,
 ) -> dict[str, Any]:
-    """Per-aspect layer scores: discovery evidence, or layer-wise probes where it has none."""
+    """Per-aspect layer scores: discovery evidence, or layer-wise probes where it has none.
+
+    An aspect has no discovery evidence when it is absent or none of its scores is above 0
+    (``has_evidence``); its scores are kept as given, read later by ``layer_priors``.
+    """
     model = RelevanceModel.from_dict(relevance_model)
+    found = discovery.get("aspects", {})
     evidence = {
-        a: {"layer_scores": list(discovery["aspects"][a]["layer_scores"]), "source": "discovery"}
+        a: {"layer_scores": list(found[a]["layer_scores"]), "source": "discovery"}
         for a in model.aspects
-        if a in discovery.get("aspects", {})
+        if a in found and has_evidence(found[a]["layer_scores"])
     }
     missing = [a for a in model.aspects if a not in evidence]
     if missing:
