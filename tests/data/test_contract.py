@@ -16,6 +16,7 @@ from expressive_retrieval.data.contract import (
     check_raw_inputs,
     raise_for_violations,
 )
+from expressive_retrieval.data.contract.violations import Unreadable
 from expressive_retrieval.data.segments import SegmentStore
 
 L, D = 3, 4
@@ -255,13 +256,72 @@ def test_aspect_proxy_column_absent(tmp_path: Path) -> None:
     )
 
 
-def test_entirely_missing_proxy_column_warns(tmp_path: Path) -> None:
+def test_an_aspect_proxy_below_the_minimum_coverage_is_refused(tmp_path: Path) -> None:
     raw = make_raw(tmp_path)
     raw["proxy_targets"]["tempo_bpm"] = np.nan
+    raw["proxy_targets"]["unused"] = np.nan  # not named by an aspect: only a warning
     report = check_raw_inputs(**raw)
-    assert report["passed"] is True
+    assert_violation(
+        report, "proxy_targets.coverage", raw["files"]["proxy_targets"], ["tempo:tempo_bpm (0%)"]
+    )
     assert report["missing_fraction"]["tempo_bpm"] == 1.0
-    assert any("tempo_bpm" in w for w in report["warnings"])
+    assert any("unused" in w for w in report["warnings"])
+    raw["proxy_targets"]["tempo_bpm"] = np.where(
+        np.arange(len(raw["proxy_targets"])) % 2 == 0, 1.0, np.nan
+    )
+    assert "proxy_targets.coverage" not in {
+        v["rule"] for v in check_raw_inputs(**raw)["violations"]
+    }
+
+
+def test_infinite_proxy_value_is_refused_by_track_and_segment(tmp_path: Path) -> None:
+    raw = make_raw(tmp_path)
+    raw["proxy_targets"].loc[5, "loudness_db"] = np.inf
+    row = raw["proxy_targets"].loc[5]
+    report = check_raw_inputs(**raw)
+    assert_violation(
+        report,
+        "proxy_targets.finite",
+        raw["files"]["proxy_targets"],
+        [f"{row['track_id']}:{row['segment_idx']}"],
+    )
+
+
+@pytest.mark.parametrize("scores", [[1e308, 0.1, 0.2], [-5e6, 0.1, 0.2]])
+def test_absurd_layer_scores_are_refused_naming_the_aspect(tmp_path: Path, scores: list) -> None:
+    raw = make_raw(tmp_path)
+    raw["discovery"]["aspects"]["tempo"]["layer_scores"] = scores
+    report = check_raw_inputs(**raw)
+    assert_violation(report, "discovery.layer_scores", raw["files"]["discovery"], ["tempo"])
+
+
+def test_negative_layer_scores_are_evidence_semantics_not_errors(tmp_path: Path) -> None:
+    raw = make_raw(tmp_path)
+    raw["discovery"]["aspects"]["tempo"]["layer_scores"] = [-0.05, 0.4, 0.98]
+    raw["discovery"]["aspects"]["dynamics"]["layer_scores"] = [-0.05, -0.01, 0.0]
+    assert check_raw_inputs(**raw)["passed"]
+
+
+def test_empty_tracks_and_long_ids_are_refused(tmp_path: Path) -> None:
+    raw = make_raw(tmp_path)
+    raw["tracks"] = raw["tracks"].iloc[:0]
+    assert_violation(check_raw_inputs(**raw), "tracks.empty", raw["files"]["tracks"], ["<no rows>"])
+    (tmp_path / "long").mkdir()
+    raw = make_raw(tmp_path / "long")
+    long_id = "x" * 300
+    raw["tracks"].loc[0, "track_id"] = long_id
+    report = check_raw_inputs(**raw)
+    assert long_id in next(v["ids"] for v in report["violations"] if v["rule"] == "track_id.safe")
+
+
+def test_unreadable_entries_are_refused_by_the_readable_rule(tmp_path: Path) -> None:
+    raw = make_raw(tmp_path)
+    raw["discovery"] = Unreadable(raw["files"]["discovery"], "JSONDecodeError: Expecting value")
+    report = check_raw_inputs(**raw)
+    assert_violation(
+        report, "discovery.readable", raw["files"]["discovery"], [raw["files"]["discovery"]]
+    )
+    assert "JSONDecodeError" in report["violations"][0]["detail"]
 
 
 def test_layer_scores_of_wrong_length(tmp_path: Path) -> None:

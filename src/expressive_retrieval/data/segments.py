@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 
 TRACK_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")
+# A track id names files (``<track_id>.npy``, audit clips): file systems allow 255 bytes.
+MAX_TRACK_ID_LENGTH = 200
 
 
 def is_safe_track_id(track_id: object) -> bool:
@@ -23,6 +25,7 @@ def is_safe_track_id(track_id: object) -> bool:
     return (
         isinstance(track_id, str)
         and TRACK_ID_PATTERN.fullmatch(track_id) is not None
+        and len(track_id) <= MAX_TRACK_ID_LENGTH
         and track_id not in {".", ".."}
     )
 

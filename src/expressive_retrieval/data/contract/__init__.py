@@ -21,9 +21,13 @@ import pandas as pd
 
 from expressive_retrieval.data.contract.discovery import check_discovery
 from expressive_retrieval.data.contract.proxy_targets import check_proxy_targets
-from expressive_retrieval.data.contract.segment_files import check_segments
+from expressive_retrieval.data.contract.segment_files import SegmentSummary, check_segments
 from expressive_retrieval.data.contract.tracks import check_tracks
-from expressive_retrieval.data.contract.violations import InputContractError, Violation
+from expressive_retrieval.data.contract.violations import (
+    InputContractError,
+    Unreadable,
+    Violation,
+)
 from expressive_retrieval.data.segments import SegmentStore
 
 logger = logging.getLogger(__name__)
@@ -64,29 +68,58 @@ def check_raw_inputs(
         "proxy_columns", "missing_fraction", "violations", "warnings"}``.
     """
     file_of = {name: str(files.get(name, name)) for name in RAW_ENTRIES}
-    # Row positions, not whatever index a Parquet file carried, identify rows below.
-    tracks, proxy_targets = tracks.reset_index(drop=True), proxy_targets.reset_index(drop=True)
     violations: list[Violation] = []
     warnings: list[str] = []
 
+    unreadable = {
+        name: value
+        for name, value in zip(
+            RAW_ENTRIES, (tracks, segments, proxy_targets, discovery), strict=True
+        )
+        if isinstance(value, Unreadable)
+    }
+    violations += [
+        Violation(
+            file_of[name], f"{name}.readable", (value.path,), f"cannot be read: {value.error}"
+        )
+        for name, value in unreadable.items()
+    ]
+    if unreadable:  # the other rules need every entry parsed
+        return _report(violations, warnings, 0 if "tracks" in unreadable else len(tracks))
+    # Row positions, not whatever index a Parquet file carried, identify rows below.
+    tracks, proxy_targets = tracks.reset_index(drop=True), proxy_targets.reset_index(drop=True)
     track_ids = check_tracks(tracks, file_of["tracks"], violations)
+    if not track_ids:  # nothing to check the other entries against
+        return _report(violations, warnings, len(tracks))
     summary = check_segments(track_ids, segments, file_of["segments"], violations, warnings)
     proxy_report = check_proxy_targets(
         proxy_targets, track_ids, summary, aspects, file_of["proxy_targets"], violations, warnings
     )
     check_discovery(discovery, summary, aspects, file_of["discovery"], violations, warnings)
 
+    return _report(violations, warnings, len(tracks), summary, proxy_report)
+
+
+def _report(
+    violations: list[Violation],
+    warnings: list[str],
+    num_tracks: int,
+    summary: SegmentSummary | None = None,
+    proxy_report: dict | None = None,
+) -> dict:
+    """The JSON-able report; without a segment summary (rules skipped) the layout is empty."""
     for message in warnings:
         logger.warning(message)
+    num_segments = summary.num_segments if summary else {}
     report = {
         "passed": not violations,
-        "num_tracks": len(tracks),
-        "num_segments_total": sum(summary.num_segments.values()),
-        "L": summary.L,
-        "D": summary.D,
-        "dtype": summary.dtype,
-        "num_segments": summary.num_segments,
-        **proxy_report,
+        "num_tracks": num_tracks,
+        "num_segments_total": sum(num_segments.values()),
+        "L": summary.L if summary else None,
+        "D": summary.D if summary else None,
+        "dtype": summary.dtype if summary else None,
+        "num_segments": num_segments,
+        **(proxy_report or {"proxy_columns": [], "missing_fraction": {}}),
         "violations": [v.to_dict() for v in violations],
         "warnings": warnings,
     }

@@ -9,6 +9,8 @@ from expressive_retrieval.data.contract.segment_files import SegmentSummary
 from expressive_retrieval.data.contract.violations import Violation, examples, list_ids
 
 DISCOVERY_SCHEMA_VERSION = 1
+# Probe scores (R², correlations, accuracies) are of order 1; beyond this they are a bug.
+MAX_ABS_LAYER_SCORE = 1e6
 
 
 def _is_int(value: object) -> bool:
@@ -93,6 +95,22 @@ def check_discovery(
                 "discovery.layer_scores",
                 tuple(not_finite),
                 "layer_scores must be finite numbers",
+            )
+        )
+
+    absurd = [
+        n
+        for n, s in scored.items()
+        if n not in not_finite and any(abs(x) > MAX_ABS_LAYER_SCORE for x in s)
+    ]
+    if absurd:
+        violations.append(
+            Violation(
+                file,
+                "discovery.layer_scores",
+                tuple(absurd),
+                f"layer_scores must lie within ±{MAX_ABS_LAYER_SCORE:g} (probe scores are of "
+                "order 1; <= 0 means no evidence in that layer)",
             )
         )
 

@@ -11,6 +11,71 @@ from expressive_retrieval.data.contract.segment_files import SegmentSummary
 from expressive_retrieval.data.contract.violations import Violation, distinct_ids, list_ids
 
 KEY_COLUMNS = ("track_id", "segment_idx")
+# Each proxy column an aspect names must have a value in at least this share of segments:
+# below it, the missing values (filled with the column's median) would outweigh the
+# measured ones and the aspect's targets would say "similar" for almost every pair.
+MIN_PROXY_COVERAGE = 0.5
+
+
+def _aspect_columns(aspects: dict, columns: list[str]) -> list[tuple[str, str]]:
+    """``(column, aspect)`` for each numeric proxy column an aspect names."""
+    return [
+        (c, str(name))
+        for name, spec in aspects.items()
+        if isinstance(spec, dict) and isinstance(spec.get("proxies"), list)
+        for c in spec["proxies"]
+        if c in columns
+    ]
+
+
+def _check_values(
+    proxy_targets: pd.DataFrame,
+    named: list[tuple[str, str]],
+    file: str,
+    violations: list[Violation],
+) -> None:
+    """Proxy values are finite or NaN (missing): ``±inf`` is refused, by track and segment."""
+    for column, aspect in dict(named).items():
+        values = proxy_targets[column].to_numpy(dtype=np.float64)
+        bad = np.isinf(values)
+        if bad.any():
+            rows = proxy_targets[bad]
+            violations.append(
+                Violation(
+                    file,
+                    "proxy_targets.finite",
+                    distinct_ids(
+                        rows["track_id"].astype(str) + ":" + rows["segment_idx"].astype(str)
+                    ),
+                    f"proxy column {column} (aspect {aspect}) holds infinite values at these "
+                    "(track_id:segment_idx); use NaN for a missing value",
+                )
+            )
+
+
+def _check_coverage(
+    missing_fraction: dict[str, float],
+    named: list[tuple[str, str]],
+    file: str,
+    violations: list[Violation],
+) -> None:
+    """Each aspect's proxy columns have values in at least ``MIN_PROXY_COVERAGE`` of rows."""
+    thin = [
+        f"{aspect}:{column} ({1 - missing_fraction[column]:.0%})"
+        for column, aspect in named
+        if 1 - missing_fraction[column] < MIN_PROXY_COVERAGE
+    ]
+    if thin:
+        violations.append(
+            Violation(
+                file,
+                "proxy_targets.coverage",
+                tuple(thin),
+                f"each proxy column named by an aspect needs values in at least "
+                f"{MIN_PROXY_COVERAGE:.0%} of segments; these (aspect:column, coverage) have "
+                "fewer: measure them or drop them from the aspects parameter",
+            )
+        )
 
 
 def _check_aspect_proxies(
@@ -119,12 +184,15 @@ def check_proxy_targets(
         c: float(proxy_targets[c].isna().mean()) if len(proxy_targets) else 1.0
         for c in proxy_columns
     }
-    empty = [c for c, fraction in missing_fraction.items() if fraction == 1.0]
+    named = _aspect_columns(aspects, proxy_columns)
+    _check_coverage(missing_fraction, named, file, violations)
+    empty = [c for c, f in missing_fraction.items() if f == 1.0 and c not in dict(named)]
     if empty:
-        warnings.append(f"proxy column(s) entirely NaN in {file}: {list_ids(empty)}")
+        warnings.append(f"unused proxy column(s) entirely NaN in {file}: {list_ids(empty)}")
     stats = {"proxy_columns": proxy_columns, "missing_fraction": missing_fraction}
     if missing_keys or not track_ids:
         return stats
+    _check_values(proxy_targets, named, file, violations)
 
     labels = proxy_targets["track_id"].astype(str)
     unknown = ~labels.isin(set(track_ids))

@@ -6,13 +6,22 @@ import numpy as np
 import pandas as pd
 
 from expressive_retrieval.data.contract.violations import Violation, distinct_ids
-from expressive_retrieval.data.segments import TRACK_ID_PATTERN, is_safe_track_id
+from expressive_retrieval.data.segments import (
+    MAX_TRACK_ID_LENGTH,
+    TRACK_ID_PATTERN,
+    is_safe_track_id,
+)
 
 REQUIRED_TRACK_COLUMNS = ("track_id", "artist_id", "work_id", "duration_s")
 
 
 def check_tracks(tracks: pd.DataFrame, file: str, violations: list[Violation]) -> list[str]:
     """Check the ``tracks`` table; return its distinct safe track ids (in table order)."""
+    if tracks.empty:
+        violations.append(
+            Violation(file, "tracks.empty", ("<no rows>",), "the tracks table has no rows")
+        )
+        return []
     missing = [c for c in REQUIRED_TRACK_COLUMNS if c not in tracks.columns]
     if missing:
         violations.append(
@@ -77,8 +86,8 @@ def check_tracks(tracks: pd.DataFrame, file: str, violations: list[Violation]) -
                 file,
                 "track_id.safe",
                 distinct_ids(unsafe),
-                f"track_id must be a string matching {TRACK_ID_PATTERN.pattern.strip('^$')} "
-                "and not '.' or '..'",
+                f"track_id must be a string matching {TRACK_ID_PATTERN.pattern.strip('^$')}, "
+                f"at most {MAX_TRACK_ID_LENGTH} characters, and not '.' or '..'",
             )
         )
     return [t for t in dict.fromkeys(ids) if is_safe_track_id(t)]

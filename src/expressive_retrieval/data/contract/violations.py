@@ -70,3 +70,11 @@ def examples(found: dict[str, Any]) -> str:
     items = [f"{t}: {v}" for t, v in list(found.items())[:3]]
     more = f" and {len(found) - 3} more" if len(found) > 3 else ""
     return "; ".join(items) + more
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """What a raw entry loads as when its file cannot be parsed (``<entry>.readable``)."""
+
+    path: str
+    error: str
