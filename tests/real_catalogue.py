@@ -9,9 +9,6 @@ evidence looks like layer probes: small negative scores, one aspect missing.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 

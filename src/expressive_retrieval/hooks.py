@@ -1,6 +1,6 @@
-"""Project hooks: ``synthetic_data`` never overwrites inputs it did not write.
-
-docs/design.md, "Synthetic default".
+"""Project hooks: ``synthetic_data`` never overwrites inputs it did not write
+(docs/design.md, "Synthetic default"); later pipelines use one consistent label set
+(docs/design.md, "Pipelines and catalog names").
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 from kedro.framework.hooks import hook_impl
 
 from expressive_retrieval.data.contract import RAW_ENTRIES
+from expressive_retrieval.data.label_set import LABEL_TABLES, verify_label_set
 from expressive_retrieval.vectors.integrity import sha256_file
 
 GENERATOR_NODE = "generate_synthetic_catalogue_node"
@@ -84,3 +85,32 @@ class SyntheticDataGuard:
         written = json.loads(marker.read_text()) if marker.is_file() else {}
         written[dataset_name] = fingerprint(Path(self._raw_files[dataset_name]))
         marker.write_text(json.dumps(written, indent=2, sort_keys=True))
+
+
+class LabelSetGuard:
+    """Every node that reads ``dataset_version`` checks the label tables it reads with it.
+
+    Before such a node runs, each label table among its inputs must have the sha256 that
+    ``dataset_version`` recorded (``verify_label_set``); a mismatch stops the run before the
+    node writes anything. A table is hashed once per run: every load of it in one run
+    reads the same latest version.
+    """
+
+    def __init__(self) -> None:
+        self._verified: set[str] = set()
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict, pipeline: Any, catalog: Any) -> None:
+        self._verified = set()
+
+    @hook_impl
+    def before_node_run(self, node: Any, inputs: dict[str, Any]) -> None:
+        if "dataset_version" not in inputs:
+            return
+        tables = {
+            name: data
+            for name, data in inputs.items()
+            if name in LABEL_TABLES and name not in self._verified
+        }
+        verify_label_set(inputs["dataset_version"], tables)
+        self._verified |= set(tables)

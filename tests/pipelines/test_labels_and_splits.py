@@ -91,7 +91,7 @@ def test_deterministic_and_frozen(make_project) -> None:
     assert not project.load("splits")["split"].equals(first["splits"]["split"])
 
 
-def test_frozen_split_refuses_a_new_track_that_joins_two_splits(make_project) -> None:
+def test_frozen_split_leaves_a_new_bridging_track_unassigned(make_project) -> None:
     project = make_project()
     project.run("synthetic_data", "labels_and_splits")
     splits = project.load("splits")
@@ -106,8 +106,36 @@ def test_frozen_split_refuses_a_new_track_that_joins_two_splits(make_project) ->
     proxies = project.load("proxy_targets")
     extra = proxies[proxies["track_id"] == train["track_id"].iloc[0]].assign(track_id="bridge")
     pd.concat([proxies, extra]).to_parquet(raw / "proxy_targets.parquet")
-    with pytest.raises(SplitError, match="resplit"):
+    project.run("labels_and_splits")
+    after = project.load("splits").set_index("track_id")["split"]
+    assert after["bridge"] == "unassigned"
+    assert (after.loc[splits["track_id"]].to_numpy() == splits["split"].to_numpy()).all()
+    clips, pairs = project.load("clips"), project.load("pairs")
+    bridge_clips = set(clips.loc[clips["track_id"] == "bridge", "clip_id"])
+    assert bridge_clips and set(clips.loc[clips["track_id"] == "bridge", "split"]) == {"unassigned"}
+    assert not bridge_clips & (set(pairs["query_clip_id"]) | set(pairs["candidate_clip_id"]))
+    assert project.load("dataset_version")["unassigned_tracks"] == ["bridge"]
+
+
+def test_a_degenerate_split_is_refused_before_anything_is_published(make_project) -> None:
+    project = make_project({"labels_and_splits": {"resplit": True}})
+    project.run("synthetic_data")
+    raw = project.data / "01_raw"
+    tracks = pd.read_parquet(raw / "tracks.parquet").assign(work_id="one-work")
+    tracks.to_parquet(raw / "tracks.parquet")
+    with pytest.raises(SplitError) as error:
         project.run("labels_and_splits")
+    message = str(error.value)
+    for needle in (
+        "work_id, artist_id",
+        "1 connected component",
+        "test: tracks=0",
+        "min_split_size",
+    ):
+        assert needle in message, message
+    for name in LABEL_OUTPUTS:
+        assert project.versions(name) == [], name
+    assert len(project.versions("splits_validation")) == 1  # the failed report is kept
 
 
 def test_probe_fallback_finds_the_band(make_project) -> None:
@@ -195,6 +223,50 @@ def _break_layer_scores(raw: Path) -> None:
     (raw / "discovery.json").write_text(json.dumps(discovery))
 
 
+def _break_proxy_inf(raw: Path) -> None:
+    proxies = pd.read_parquet(raw / "proxy_targets.parquet")
+    row = proxies.index[(proxies["track_id"] == "trk00002") & (proxies["segment_idx"] == 3)]
+    proxies.loc[row, "tempo_bpm"] = np.inf
+    proxies.to_parquet(raw / "proxy_targets.parquet")
+
+
+def _break_proxy_all_nan(raw: Path) -> None:
+    proxies = pd.read_parquet(raw / "proxy_targets.parquet")
+    proxies["loudness_db"] = np.nan
+    proxies.to_parquet(raw / "proxy_targets.parquet")
+
+
+def _break_every_proxy(raw: Path) -> None:
+    proxies = pd.read_parquet(raw / "proxy_targets.parquet")
+    for column in proxies.columns.drop(["track_id", "segment_idx"]):
+        proxies[column] = np.nan
+    proxies.to_parquet(raw / "proxy_targets.parquet")
+
+
+def _break_empty_tracks(raw: Path) -> None:
+    pd.read_parquet(raw / "tracks.parquet").iloc[:0].to_parquet(raw / "tracks.parquet")
+
+
+def _break_long_id(raw: Path) -> None:
+    tracks = pd.read_parquet(raw / "tracks.parquet")
+    tracks.loc[0, "track_id"] = "t" * 300
+    tracks.to_parquet(raw / "tracks.parquet")
+
+
+def _break_discovery_json(raw: Path) -> None:
+    (raw / "discovery.json").write_text('{"schema_version": 1, "aspects": ')
+
+
+def _break_tracks_parquet(raw: Path) -> None:
+    (raw / "tracks.parquet").write_bytes(b"not a parquet file")
+
+
+def _break_huge_scores(raw: Path) -> None:
+    discovery = json.loads((raw / "discovery.json").read_text())
+    discovery["aspects"]["tempo"]["layer_scores"][0] = 1e308
+    (raw / "discovery.json").write_text(json.dumps(discovery))
+
+
 def _break_discovery_schema(raw: Path) -> None:
     discovery = json.loads((raw / "discovery.json").read_text())
     del discovery["embedding"]
@@ -202,6 +274,34 @@ def _break_discovery_schema(raw: Path) -> None:
 
 
 BROKEN = {
+    "infinite proxy": (
+        _break_proxy_inf,
+        "proxy_targets.parquet",
+        "proxy_targets.finite",
+        "trk00002:3",
+    ),
+    "aspect proxy all NaN": (
+        _break_proxy_all_nan,
+        "proxy_targets.parquet",
+        "proxy_targets.coverage",
+        "dynamics:loudness_db",
+    ),
+    "every proxy NaN": (
+        _break_every_proxy,
+        "proxy_targets.parquet",
+        "proxy_targets.coverage",
+        "tempo:tempo_bpm",
+    ),
+    "empty tracks": (_break_empty_tracks, "tracks.parquet", "tracks.empty", "<no rows>"),
+    "300-character track_id": (_break_long_id, "tracks.parquet", "track_id.safe", "t" * 300),
+    "unparseable discovery": (
+        _break_discovery_json,
+        "discovery.json",
+        "discovery.readable",
+        "discovery.json",
+    ),
+    "unparseable tracks": (_break_tracks_parquet, "tracks.parquet", "tracks.readable", "tracks"),
+    "absurd layer score": (_break_huge_scores, "discovery.json", "discovery.layer_scores", "tempo"),
     "duplicate track_id": (_break_duplicate_id, "tracks.parquet", "track_id.unique", "trk00000"),
     "unsafe track_id": (_break_unsafe_id, "tracks.parquet", "track_id.safe", "../x"),
     "no segment file": (_break_missing_file, "trk00003.npy", "segments.file_exists", "trk00003"),

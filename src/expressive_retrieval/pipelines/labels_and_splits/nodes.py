@@ -13,6 +13,7 @@ import pandas as pd
 from expressive_retrieval.data import expectations
 from expressive_retrieval.data.contract import check_raw_inputs, raise_for_violations
 from expressive_retrieval.data.contract.violations import list_ids
+from expressive_retrieval.data.label_set import LABEL_TABLES, digest
 from expressive_retrieval.data.probes import probe_layer_scores
 from expressive_retrieval.data.relevance import (
     RelevanceModel,
@@ -118,7 +119,10 @@ def check_split_sizes(
     components = connected_groups(tracks, keys).value_counts()
     return report | {
         "group_keys": keys,
-        "components": {"count": len(components), "largest": int(components.max(initial=0))},
+        "components": {
+            "count": len(components),
+            "largest": int(components.max()) if len(components) else 0,
+        },
         "unassigned": int((splits["split"] == UNASSIGNED).sum()),
     }
 
@@ -365,12 +369,6 @@ def layer_evidence(
     return {a: evidence[a] for a in model.aspects}
 
 
-def _frame_digest(frame: pd.DataFrame) -> str:
-    return hashlib.sha256(
-        pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()
-    ).hexdigest()
-
-
 def _segments_digest(segments: SegmentStore, track_ids: list[str]) -> str:
     listing = [f"{t}:{sha256_file(segments.path(t))}" for t in sorted(track_ids)]
     return hashlib.sha256("\n".join(listing).encode()).hexdigest()
@@ -385,16 +383,19 @@ def dataset_version(
     splits: pd.DataFrame,
     pairs: pd.DataFrame,
     triples: pd.DataFrame,
+    clip_aspect_features: pd.DataFrame,
+    layer_evidence: dict[str, Any],
     relevance_model: dict[str, Any],
     layout: dict[str, Any],
     aspects: dict[str, dict],
     params: dict[str, Any],
 ) -> dict[str, Any]:
-    """Content hash of the raw inputs and label-shaping parameters, schema version, counts."""
+    """Content hash of the raw inputs and label-shaping parameters, schema version, counts,
+    and the sha256 of each published label table (checked by every later pipeline)."""
     raw = {
-        "tracks": _frame_digest(tracks),
-        "proxy_targets": _frame_digest(proxy_targets),
-        "discovery": hashlib.sha256(json.dumps(discovery, sort_keys=True).encode()).hexdigest(),
+        "tracks": digest(tracks),
+        "proxy_targets": digest(proxy_targets),
+        "discovery": digest(discovery),
         "segments": _segments_digest(segments, list(tracks["track_id"])),
     }
     shaping = {"aspects": aspects, "labels_and_splits": params}
@@ -410,6 +411,15 @@ def dataset_version(
         "parameters": shaping,
         "embedding": {"L": layout["L"], "D": layout["D"], "dtype": layout["dtype"]},
         "relevance": relevance_model,
+        "sha256": {
+            name: digest(table)
+            for name, table in zip(
+                LABEL_TABLES,
+                (clips, splits, pairs, triples, clip_aspect_features, layer_evidence),
+                strict=True,
+            )
+        },
+        "unassigned_tracks": sorted(splits.loc[splits["split"] == UNASSIGNED, "track_id"]),
         "counts": {
             "tracks": len(tracks),
             "clips": len(clips),

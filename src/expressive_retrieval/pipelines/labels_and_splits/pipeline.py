@@ -24,7 +24,6 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 check_raw_inputs_node,
-                check_split_sizes,
                 [
                     "tracks",
                     "segments",
@@ -149,6 +148,8 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "splits",
                     "pairs",
                     "triples",
+                    "clip_aspect_features",
+                    "layer_evidence",
                     "relevance_model",
                     "raw_layout",
                     "params:aspects",
