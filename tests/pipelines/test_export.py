@@ -161,3 +161,19 @@ def test_a_model_that_failed_an_evaluation_gate_is_not_bundled(exported) -> None
         assert manifest["evaluation_gates"]["counterfactual"] == "failed"
     finally:
         exported.catalog().save("evaluation_report", good)
+
+
+def test_a_newer_clips_version_than_dataset_version_is_refused(exported) -> None:
+    """An interrupted labels_and_splits (newer clips, older dataset_version) bundles nothing."""
+    before = _bundles(exported)
+    catalog = exported.catalog()
+    clips = catalog.load("clips")
+    catalog.save("clips", clips.iloc[:10])
+    try:
+        with pytest.raises(
+            Exception, match=r"clips do not match dataset_version.*labels_and_splits"
+        ):
+            exported.run("export")
+        assert _bundles(exported) == before
+    finally:
+        exported.catalog().save("clips", clips)
