@@ -8,6 +8,7 @@ import sys
 import warnings
 
 BENCHMARKS = [
+    "splits",
     "labels_and_splits",
     "ann",
     "oracle_scorer",

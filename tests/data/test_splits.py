@@ -11,6 +11,7 @@ from expressive_retrieval.data.splits import (
     assign_splits,
     connected_groups,
 )
+from tests.real_catalogue import work_artist_graph
 
 FRACTIONS = {"train": 0.6, "val": 0.2, "test": 0.2}
 
@@ -91,3 +92,47 @@ def test_frozen_split_refuses_an_edited_key_that_joins_two_splits() -> None:
             edited.reset_index(), ["work_id", "artist_id"], FRACTIONS, 1, first.reset_index()
         )
     assert f"work_id={edited.loc[b, 'work_id']}" in str(error.value)
+
+
+def test_a_giant_component_is_partitioned_with_every_key_disjoint() -> None:
+    tracks = work_artist_graph(2000, seed=4)
+    assert connected_groups(tracks, ["work_id", "artist_id"]).nunique() == 1
+    fractions = {"train": 0.7, "val": 0.15, "test": 0.15}
+    splits = assign_splits(tracks, ["work_id", "artist_id"], fractions, seed=1)
+    keyed = tracks.merge(splits, on="track_id")
+    assigned = keyed[keyed["split"] != UNASSIGNED]
+    for key in ("work_id", "artist_id"):
+        assert (assigned.groupby(key)["split"].nunique() == 1).all(), key
+    shares = splits["split"].value_counts(normalize=True)
+    assert abs(shares["val"] - 0.15) < 0.02 and abs(shares["test"] - 0.15) < 0.02
+    assert shares[UNASSIGNED] < 0.1  # only tracks on the regions' borders are dropped
+    # Unassigned tracks sit between splits: their key values are held by different ones.
+    split_of = {k: assigned.groupby(k)["split"].first() for k in ("work_id", "artist_id")}
+    dropped = keyed[keyed["split"] == UNASSIGNED]
+    work, artist = (
+        dropped["work_id"].map(split_of["work_id"]),
+        dropped["artist_id"].map(split_of["artist_id"]),
+    )
+    assert (work.notna() & artist.notna() & (work != artist)).any()
+    # Groups are connected within a split, so each lies in one split.
+    assert (splits.groupby("group_id")["split"].nunique() == 1).all()
+    shuffled = assign_splits(
+        tracks.sample(frac=1, random_state=0), ["work_id", "artist_id"], fractions, 1
+    )
+    pd.testing.assert_series_equal(
+        splits.set_index("track_id")["split"],
+        shuffled.set_index("track_id")["split"].loc[splits["track_id"]],
+    )
+
+
+def test_a_frozen_giant_split_places_new_tracks_without_a_leak() -> None:
+    tracks = work_artist_graph(600, seed=2)
+    fractions = {"train": 0.7, "val": 0.15, "test": 0.15}
+    first = assign_splits(tracks, ["work_id", "artist_id"], fractions, seed=1)
+    grown = pd.concat([tracks, work_artist_graph(700, seed=3).iloc[600:]], ignore_index=True)
+    second = assign_splits(grown, ["work_id", "artist_id"], fractions, seed=5, previous=first)
+    kept = second.set_index("track_id")["split"].loc[first["track_id"]]
+    assert (kept.to_numpy() == first["split"].to_numpy()).all()
+    assigned = grown.merge(second, on="track_id").query("split != @UNASSIGNED")
+    for key in ("work_id", "artist_id"):
+        assert (assigned.groupby(key)["split"].nunique() == 1).all(), key
