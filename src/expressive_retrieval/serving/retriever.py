@@ -408,7 +408,8 @@ class Retriever:
             weights: aspect weights, ``{aspect: w}`` (unnamed aspects weigh 0) or ``[A]``
                 in ``aspects`` order; ``None`` uses the model's default weights.
             exclude_tracks: track ids never returned (e.g. the query's own recording).
-            splits: only clips of these splits (``"train"``, ``"val"``, ``"test"``).
+            splits: only clips of these splits (``"train"``, ``"val"``, ``"test"``, or
+                ``"unassigned"``: tracks in no split, searchable but never labelled).
 
         Returns:
             Hits ordered by score (the weighted cosine ``Σ_a w_a cos_a / Σ_a w_a``), ties
