@@ -126,3 +126,24 @@ def test_factories_resolve_the_fixed_names_and_nothing_else() -> None:
         if name not in explicit and not entry["type"].endswith("MemoryDataset")
     }
     assert from_factories == expected
+
+
+def test_a_dotted_runtime_parameter_changes_only_its_key(tmp_path: Path) -> None:
+    from expressive_retrieval.config_loader import ProjectConfigLoader
+
+    (tmp_path / "base").mkdir()
+    (tmp_path / "local").mkdir()
+    (tmp_path / "base/parameters.yml").write_text(
+        yaml.safe_dump({"group": {"a": 1, "b": {"c": 2, "d": 3}}, "other": {"e": 4}})
+    )
+    (tmp_path / "local/parameters.yml").write_text(yaml.safe_dump({"other": {"e": 5}}))
+    loader = ProjectConfigLoader(
+        str(tmp_path),
+        base_env="base",
+        default_run_env="local",
+        runtime_params={"group": {"b": {"c": 9}}, "other": {"f": 6}},
+    )
+    assert loader["parameters"] == {
+        "group": {"a": 1, "b": {"c": 9, "d": 3}},
+        "other": {"e": 5, "f": 6},
+    }
