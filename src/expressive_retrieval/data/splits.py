@@ -205,7 +205,7 @@ def assign_splits(
     """``track_id, group_id, split`` for every track; no key value in two splits.
 
     Tracks connected through shared key values form components. A component no larger
-    than the smallest split's target goes whole to one split, as before. A larger one (a
+    than the smallest split's target goes whole to one split. A larger one (a
     real catalogue's work/artist graph is one giant component) is partitioned: a region of
     key values is grown for val, then for test, closing as many tracks as possible (see
     ``_grow_region``); train keeps the rest. Tracks whose key values end up in two splits
