@@ -38,6 +38,8 @@ class _Graph:
     node_tracks: sparse.csr_matrix  # [n_nodes, n_tracks] incidence
     rank: np.ndarray  # [n_nodes] seeded order, independent of row order
     names: list[str]  # "key=value" per node, for messages
+    track_ids: np.ndarray  # [n_tracks]
+    seed: int
 
 
 def _graph(tracks: pd.DataFrame, group_keys: list[str], seed: int) -> _Graph:
@@ -55,7 +57,7 @@ def _graph(tracks: pd.DataFrame, group_keys: list[str], seed: int) -> _Graph:
     )
     digests = [hashlib.sha256(f"{seed}:{n}".encode()).digest()[:8] for n in names]
     rank = np.argsort(np.argsort([int.from_bytes(d, "big") for d in digests], kind="stable"))
-    return _Graph(track_nodes, incidence, rank, names)
+    return _Graph(track_nodes, incidence, rank, names, tracks["track_id"].to_numpy(), seed)
 
 
 def _components(graph: _Graph, links: np.ndarray, layer: np.ndarray | None = None) -> np.ndarray:
@@ -167,7 +169,7 @@ def _fresh(
     """
     weights = np.array([fractions[s] for s in SPLITS], dtype=np.float64)
     weights /= weights.sum()
-    total = sum(counts.values()) + len(members)
+    total = sum(counts.get(s, 0) for s in SPLITS) + len(members)
     links = np.zeros_like(graph.track_nodes, dtype=bool)
     links[members] = True
     labels = _components(graph, links)[members]
@@ -185,8 +187,12 @@ def _fresh(
         for split, n in pd.Series(_track_splits(graph, owner)[component]).value_counts().items():
             counts[split] = counts.get(split, 0) + int(n)
     small = sizes.index[sizes.to_numpy() <= limit]
-    # A component's place in the seeded order: the smallest rank of its key values.
-    order = pd.Series(graph.rank[graph.track_nodes[members]].min(axis=1)).groupby(labels).min()
+    # Seeded by the component's id (its smallest track_id) alone, so adding components
+    # does not reshuffle the others.
+    first = pd.Series(graph.track_ids[members]).groupby(labels).min()
+    order = {
+        lab: hashlib.sha256(f"{graph.seed}:{first[lab]}".encode()).hexdigest() for lab in small
+    }
     for label in sorted(small, key=order.__getitem__):
         deficit = [weights[i] * total - counts.get(s, 0) for i, s in enumerate(SPLITS)]
         code = int(np.argmax(deficit))
