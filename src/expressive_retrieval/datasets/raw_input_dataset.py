@@ -25,6 +25,8 @@ class RawInputDataset(AbstractDataset[Any, Any]):
         self._dataset = dataset_class(**kwargs)
         self._path = str(kwargs.get("filepath", kwargs.get("path", "")))
         self.metadata = metadata
+        if hasattr(self._dataset, "preview"):  # kedro-viz reads the wrapped preview as is
+            self.preview = self._dataset.preview
 
     def _describe(self) -> dict[str, Any]:
         return {"dataset": self._dataset._describe()}
