@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -117,3 +118,51 @@ def holm(p_values: list[float]) -> list[float]:
     adjusted = np.empty_like(p)
     adjusted[order] = np.minimum(np.maximum.accumulate(scaled), 1.0)
     return adjusted.tolist()
+
+
+def compare_pairs(
+    per_query: dict[str, dict[str, np.ndarray]],
+    pairs: list[tuple[str, str]],
+    resampler: Resampler,
+    alpha: float,
+    metric: str,
+) -> dict[str, list[dict[str, Any]]]:
+    """Paired comparisons ``a - b`` of every pair on every task, Holm-corrected together.
+
+    Args:
+        per_query: ``{task: {system: [Q] values of metric}}`` (NaN: query left out).
+        pairs: ``(a, b)`` system pairs.
+        alpha: family-wise error rate; a difference is ``real`` when its Holm-adjusted
+            p-value is below it.
+
+    Returns:
+        ``{task: [{a, b, metric, mean_diff, low, high, p_value, p_holm, real}]}``.
+    """
+    rows = [
+        {"task": task, "a": a, "b": b, "metric": metric, **resampler.compare(values[a], values[b])}
+        for task, values in per_query.items()
+        for a, b in pairs
+    ]
+    for row, adjusted in zip(rows, holm([r["p_value"] for r in rows]), strict=True):
+        row["p_holm"] = adjusted
+        row["real"] = bool(adjusted < alpha)
+    return {
+        task: [{k: v for k, v in r.items() if k != "task"} for r in rows if r["task"] == task]
+        for task in per_query
+    }
+
+
+def finding(comparison: dict[str, Any], task: str, alpha: float) -> str:
+    """One sentence saying whether a comparison's difference is real."""
+    c = comparison
+    figures = (
+        f"{c['mean_diff']:+.3f} {c['metric']} [{c['low']:+.3f}, {c['high']:+.3f}], "
+        f"p = {c['p_value']:.3g} (Holm {c['p_holm']:.3g})"
+    )
+    if c["real"]:
+        verdict = "better" if c["mean_diff"] > 0 else "worse"
+        return f"{task}: {c['a']} is {verdict} than {c['b']} ({figures}): a real difference."
+    return (
+        f"{task}: {c['a']} vs {c['b']} ({figures}): not distinguishable from chance "
+        f"at family-wise {alpha}."
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -111,6 +112,32 @@ def build_index(
         index.add(block)
     apply_search_params(index, search_params or {})
     return index
+
+
+def index_config(
+    num_vectors: int, dim: int, params: dict[str, Any]
+) -> tuple[str, dict[str, float]]:
+    """The index ``(factory, search_params)`` for a corpus of ``num_vectors``.
+
+    Up to ``params["exact_up_to"]`` vectors: ``params["exact"]`` (an exact ``Flat`` index
+    by default). Above it: ``params["large"]``, whose ``factory`` may name ``{nlist}``
+    (inverted lists: ``sqrt(num_vectors)`` rounded to a power of two) and ``{dim}``, and
+    whose ``probe_share`` of the lists is searched (``nprobe``), with its other
+    ``search_params``.
+    """
+    if num_vectors <= params["exact_up_to"]:
+        return params["exact"]["factory"], dict(params["exact"]["search_params"])
+    return large_index_config(num_vectors, dim, params["large"])
+
+
+def large_index_config(
+    num_vectors: int, dim: int, large: dict[str, Any]
+) -> tuple[str, dict[str, float]]:
+    """``large`` (see ``index_config``) filled in for a corpus of ``num_vectors``."""
+    nlist = 2 ** max(0, round(math.log2(math.sqrt(max(num_vectors, 1)))))
+    factory = large["factory"].format(nlist=nlist, dim=dim)
+    nprobe = max(1, round(nlist * large["probe_share"]))
+    return factory, {"nprobe": nprobe, **large["search_params"]}
 
 
 def apply_search_params(index: faiss.Index, params: dict[str, float]) -> None:

@@ -22,6 +22,7 @@ import pandas as pd
 import safetensors.torch
 import torch
 
+from expressive_retrieval.evaluation.gates import check_release
 from expressive_retrieval.evaluation.retrieval import TASKS
 from expressive_retrieval.serving.bundle import EVALUATION, FILES, FOLDERS, BundleContents
 from expressive_retrieval.vectors.index import VECTORS_CONTENT, manifest_text, vectors_digest
@@ -72,23 +73,6 @@ def _check_versions(dataset_version: str, sources: Mapping[str, Mapping[str, Any
         )
 
 
-def _check_gates(report: Mapping[str, Any], allow_failed: bool) -> dict[str, str]:
-    """Gate statuses of the evaluation report; refuses failed gates unless allowed."""
-    failed = {
-        gate: verdict.get("detail", "")
-        for gate, verdict in report["gates"].items()
-        if verdict["status"] == "failed"
-    }
-    if failed and not allow_failed:
-        raise ValueError(
-            f"the evaluation failed gate(s) {failed}; refusing to bundle the model "
-            "(set export.allow_failed_gates: true to bundle it anyway)"
-        )
-    for gate, detail in failed.items():
-        logger.warning("Bundling although evaluation gate %s failed: %s", gate, detail)
-    return {gate: verdict["status"] for gate, verdict in report["gates"].items()}
-
-
 def _check_projection(
     clip_vectors: np.ndarray,
     clip_ids: pd.DataFrame,
@@ -130,18 +114,21 @@ def assemble_bundle(
     track_ids: pd.DataFrame,
     clip_index: tuple[Any, dict[str, Any]],
     evaluation_report: dict[str, Any],
+    evaluation_verdict: dict[str, Any],
     evaluation_runs: dict[str, str],
     evaluation_qrels: dict[str, str],
     evaluation_html: dict[str, str],
     audit_kit: dict[str, str],
-    projection_params: dict[str, Any],
+    checks: dict[str, Any],
     params: dict[str, Any],
 ) -> BundleContents:
     """Every file of the bundle, keyed by its path in the bundle, and the manifest metadata.
 
     Args:
-        projection_params: ``params:projection_retriever``; its ``track_scoring`` is how
-            the serving API scores tracks, as evaluation does.
+        evaluation_verdict: the gate step's verdict on ``evaluation_report``; taking it
+            makes export run after the gates, and only on the report they judged.
+        checks: ``params:checks``; its ``track_scoring`` is how the serving API scores
+            tracks, as evaluation does.
         params: ``params:export`` (``allow_failed_gates``).
 
     Returns:
@@ -150,8 +137,9 @@ def assemble_bundle(
 
     Raises:
         ValueError: the artifacts do not belong together (dataset version, vectors vs
-            index, row counts), an evaluation file is misnamed, or an evaluation gate
-            failed and ``allow_failed_gates`` is false.
+            index, row counts) or an evaluation file is misnamed.
+        GateFailed: the verdict is not of this report, or an evaluation gate failed and
+            ``allow_failed_gates`` is false.
     """
     version = dataset_version["dataset_version"]
     _check_versions(
@@ -163,7 +151,7 @@ def assemble_bundle(
             "evaluation_report": evaluation_report,
         },
     )
-    gates = _check_gates(evaluation_report, params["allow_failed_gates"])
+    gates = check_release(evaluation_report, evaluation_verdict, params["allow_failed_gates"])
     index, index_manifest = clip_index
     _check_projection(clip_vectors, clip_ids, track_vectors, track_ids, index_manifest)
     tables = {
@@ -216,7 +204,7 @@ def assemble_bundle(
             "clip_hop_segments": dataset_version["parameters"]["labels_and_splits"][
                 "clip_hop_segments"
             ],
-            "track_scoring": dict(projection_params["track_scoring"]),
+            "track_scoring": dict(checks["track_scoring"]),
             "vector_dim": int(clip_vectors.shape[1]),
             "index": {key: index_manifest[key] for key in ("factory", "search_params", "ntotal")},
         },

@@ -26,6 +26,7 @@ ARTIFACTS = [
     "track_ids",
     "clip_index",
     "evaluation_report",
+    "evaluation_verdict",
     "evaluation_runs",
     "evaluation_qrels",
     "evaluation_html",
@@ -40,7 +41,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 assemble_bundle,
                 {
                     **{name: name for name in ARTIFACTS},
-                    "projection_params": "params:projection_retriever",
+                    "checks": "params:checks",
                     "params": "params:export",
                 },
                 "artifact_bundle",
