@@ -52,12 +52,17 @@ class SplitView:
         return self.model.aspects
 
     @property
+    def num_candidates(self) -> dict[str, int]:
+        """Per task, the fewest candidates any query ranks."""
+        return {
+            "clip_to_clip": int(self.valid.sum(1).min()),
+            "clip_to_track": int(self.track_valid.sum(1).min()),
+        }
+
+    @property
     def recall_ks(self) -> dict[str, tuple[int, ...]]:
         """Per task, the Recall@K cut-offs its fewest-candidate query supports."""
-        return {
-            "clip_to_clip": recall_cutoffs(int(self.valid.sum(1).min())),
-            "clip_to_track": recall_cutoffs(int(self.track_valid.sum(1).min())),
-        }
+        return {task: recall_cutoffs(n) for task, n in self.num_candidates.items()}
 
     def resampler(self, uncertainty: dict[str, Any]) -> Resampler:
         """Seeded cluster draws over ``units`` (``resamples``, ``seed`` from conf)."""

@@ -313,6 +313,7 @@ def measure_systems(
                 {
                     "num_queries": summary["num_queries"],
                     "num_queries_without_relevant": summary["num_queries_without_relevant"],
+                    "num_candidates": view.num_candidates[task],
                     "recall_ks": list(view.recall_ks[task]),
                     "systems": {},
                 },
