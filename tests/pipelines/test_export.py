@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from expressive_retrieval.data.segments import clip_refs
+from expressive_retrieval.evaluation.gates import report_digest
 from expressive_retrieval.evaluation.metrics import RUN_DEPTH
 from expressive_retrieval.evaluation.retrieval import TASKS
 from expressive_retrieval.pipelines.evaluation.nodes import SYSTEMS
@@ -144,20 +145,40 @@ def test_artifacts_of_another_dataset_version_are_refused(exported) -> None:
 def test_a_model_that_failed_an_evaluation_gate_is_not_bundled(exported) -> None:
     before = _bundles(exported)
     catalog = exported.catalog()
-    good = catalog.load("evaluation_report")
-    failed = {"status": "failed", "detail": "aspect_faithfulness: oracle/tempo 0.05 < 0.3"}
-    catalog.save(
-        "evaluation_report", {**good, "gates": {**good["gates"], "counterfactual": failed}}
-    )
+    good, verdict = catalog.load("evaluation_report"), catalog.load("evaluation_verdict")
+    failed = {
+        "status": "failed",
+        "detail": "counterfactual: oracle/tempo rose by +0.001",
+        "failures": ["counterfactual: oracle/tempo rose by +0.001"],
+    }
+    bad = {**good, "gates": {**good["gates"], "counterfactual": failed}}
+    catalog.save("evaluation_report", bad)
+    # The gate step judged this report (and was told to go on).
+    catalog.save("evaluation_verdict", {**verdict, "report_sha256": report_digest(bad)})
     try:
         with (
             overridden(exported, {"export": {"allow_failed_gates": False}}),
-            pytest.raises(Exception, match=r"failed gate.*counterfactual.*refusing to bundle"),
+            pytest.raises(Exception, match=r"failed: counterfactual.*\n.*Refusing to bundle"),
         ):
             exported.run("export")
         assert _bundles(exported) == before
         exported.run("export")  # allowed: bundled, and the manifest says so
         manifest = exported.load("artifact_bundle").manifest
         assert manifest["evaluation_gates"]["counterfactual"] == "failed"
+    finally:
+        exported.catalog().save("evaluation_report", good)
+        exported.catalog().save("evaluation_verdict", verdict)
+
+
+def test_export_waits_for_a_verdict_on_the_report_it_bundles(exported) -> None:
+    """A report the gates never judged (e.g. the gate step failed after saving it)."""
+    before = _bundles(exported)
+    catalog = exported.catalog()
+    good = catalog.load("evaluation_report")
+    catalog.save("evaluation_report", {**good, "split": "val"})
+    try:
+        with pytest.raises(Exception, match="not given on this evaluation_report"):
+            exported.run("export")
+        assert _bundles(exported) == before
     finally:
         exported.catalog().save("evaluation_report", good)

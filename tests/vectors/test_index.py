@@ -20,6 +20,7 @@ from expressive_retrieval.vectors.index import (
     apply_search_params,
     build_index,
     exact_search,
+    index_config,
     read_index,
     recall_at_k,
     search,
@@ -244,3 +245,21 @@ def test_kedro_dataset_unversioned_overwrites(tmp_path, corpus) -> None:
     dataset.save(_artifact(corpus[:50]))
     dataset.save(_artifact(corpus[:60]))
     assert dataset.load()[0].ntotal == 60
+
+
+def test_index_type_follows_corpus_size() -> None:
+    params = {
+        "exact_up_to": 1000,
+        "exact": {"factory": "Flat", "search_params": {}},
+        "large": {
+            "factory": "IVF{nlist},PQ{dim}x4fs,RFlat",
+            "probe_share": 0.125,
+            "search_params": {"k_factor_rf": 32},
+        },
+    }
+    assert index_config(1000, 80, params) == ("Flat", {})
+    assert index_config(1_000_000, 80, params) == (
+        "IVF1024,PQ80x4fs,RFlat",
+        {"nprobe": 128, "k_factor_rf": 32},
+    )
+    assert index_config(1149, 80, params)[0] == "IVF32,PQ80x4fs,RFlat"
