@@ -259,7 +259,7 @@ def test_index_type_follows_corpus_size() -> None:
     }
     assert index_config(1000, 80, params) == ("Flat", {})
     assert index_config(1_000_000, 80, params) == (
-        "IVF1024,PQ80x4fs,RFlat",
-        {"nprobe": 128, "k_factor_rf": 32},
+        "IVF2048,PQ80x4fs,RFlat",
+        {"nprobe": 256, "k_factor_rf": 32},
     )
-    assert index_config(1149, 80, params)[0] == "IVF32,PQ80x4fs,RFlat"
+    assert index_config(1149, 80, params)[0] == "IVF64,PQ80x4fs,RFlat"

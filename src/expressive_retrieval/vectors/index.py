@@ -121,7 +121,8 @@ def index_config(
 
     Up to ``params["exact_up_to"]`` vectors: ``params["exact"]`` (an exact ``Flat`` index
     by default). Above it: ``params["large"]``, whose ``factory`` may name ``{nlist}``
-    (inverted lists: ``sqrt(num_vectors)`` rounded to a power of two) and ``{dim}``, and
+    (inverted lists: ``2·sqrt(num_vectors)`` rounded to a power of two, as ``benchmarks/
+    bench_ann.py`` measured at 1M) and ``{dim}``, and
     whose ``probe_share`` of the lists is searched (``nprobe``), with its other
     ``search_params``.
     """
@@ -134,7 +135,7 @@ def large_index_config(
     num_vectors: int, dim: int, large: dict[str, Any]
 ) -> tuple[str, dict[str, float]]:
     """``large`` (see ``index_config``) filled in for a corpus of ``num_vectors``."""
-    nlist = 2 ** max(0, round(math.log2(math.sqrt(max(num_vectors, 1)))))
+    nlist = 2 ** max(0, round(math.log2(2 * math.sqrt(max(num_vectors, 1)))))
     factory = large["factory"].format(nlist=nlist, dim=dim)
     nprobe = max(1, round(nlist * large["probe_share"]))
     return factory, {"nprobe": nprobe, **large["search_params"]}
