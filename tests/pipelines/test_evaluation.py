@@ -33,16 +33,14 @@ from expressive_retrieval.evaluation.retrieval import (
     scores_from_aspects,
 )
 from expressive_retrieval.pipelines.evaluation.nodes import (
-    GATES,
     SYSTEMS,
-    enforce_gates,
     evaluation_view,
-    gate_verdicts,
     measure_systems,
     score_frozen_baselines,
     score_oracle,
     score_projections,
 )
+from expressive_retrieval.pipelines.evaluation.reporting import GATES, enforce_gates, gate_verdicts
 
 TREC_MEASURES = {
     "recall_1": "recall@1",

@@ -4,17 +4,14 @@ from kedro.pipeline import Node, Pipeline
 
 from .audit import ingest_audit_judgements, make_audit_kit
 from .nodes import (
-    assemble_report,
-    enforce_gates,
     evaluation_view,
     export_trec,
     measure_systems,
-    plot_report,
-    render_report,
     score_frozen_baselines,
     score_oracle,
     score_projections,
 )
+from .reporting import assemble_report, enforce_gates, plot_report, render_report
 
 SCORES = ["frozen_system_scores", "oracle_system_scores", "projection_system_scores"]
 
