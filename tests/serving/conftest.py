@@ -20,6 +20,7 @@ import torch
 from kedro.io import Version
 
 from expressive_retrieval.datasets import BundleDataset, FaissIndexDataset
+from expressive_retrieval.evaluation.gates import report_digest
 from expressive_retrieval.models import ProjectionConfig, ProjectionHead
 from expressive_retrieval.models.serialization import state_dict_for_safetensors
 from expressive_retrieval.pipelines.export.nodes import assemble_bundle
@@ -91,7 +92,8 @@ def tiny_artifacts(folder: Path) -> tuple[dict[str, Any], dict[str, np.ndarray],
     clip_vectors = head.embed_numpy(stacked)
     config = head.config.to_dict()
     track_vectors, track_ids = make_track_vectors(clip_vectors, clips, config)
-    params = {"index": {"factory": "Flat", "search_params": {}}}
+    exact = {"factory": "Flat", "search_params": {}}
+    params = {"index": {"exact_up_to": len(clip_vectors), "exact": exact, "large": {}}}
     index_dataset = FaissIndexDataset(filepath=str(folder / "index"))
     index_dataset.save(build_clip_index(clip_vectors, clips, params))
     version = {
@@ -99,6 +101,11 @@ def tiny_artifacts(folder: Path) -> tuple[dict[str, Any], dict[str, np.ndarray],
         "parameters": {"labels_and_splits": {"clip_hop_segments": HOP}},
     }
     stamp = {"dataset_version": "tiny"}
+    report = {
+        **stamp,
+        "bundle_version": None,
+        "gates": {"ranking": {"status": "passed", "detail": ""}},
+    }
     artifacts = {
         "clips": clips,
         "splits": clips.groupby("track_id", as_index=False)["split"].first(),
@@ -121,16 +128,13 @@ def tiny_artifacts(folder: Path) -> tuple[dict[str, Any], dict[str, np.ndarray],
         "track_vectors": track_vectors,
         "track_ids": track_ids,
         "clip_index": index_dataset.load(),
-        "evaluation_report": {
-            **stamp,
-            "bundle_version": None,
-            "gates": {"ranking": {"status": "passed", "detail": ""}},
-        },
+        "evaluation_report": report,
+        "evaluation_verdict": {"passed": True, "report_sha256": report_digest(report)},
         "evaluation_runs": {"clip_to_clip/projection_distilled_ann.trec": "q Q0 c 1 0.5 s\n"},
         "evaluation_qrels": {"clip_to_clip.qrels": "q 0 c 1\n"},
         "evaluation_html": {"report.html": "<html></html>\n", "summary.md": "summary\n"},
         "audit_kit": {"audit_kit.csv": "item\n", "audit_kit.html": "<html></html>\n"},
-        "projection_params": {"track_scoring": {"how": "topk_mean", "k": 2}},
+        "checks": {"track_scoring": {"how": "topk_mean", "k": 2}},
         "params": {"allow_failed_gates": False},
     }
     return artifacts, segments, head

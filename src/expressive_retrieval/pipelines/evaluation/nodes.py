@@ -214,6 +214,7 @@ def score_projections(
             segments.clips(clip_refs(view_clips(clips, view))), batch_size=params["chunk_size"]
         )
     embed_seconds = time.perf_counter() - started
+    track = checks["track_scoring"]
     systems = {}
     for name, vectors, seconds in (
         ("projection_distilled", distilled, 0.0),
@@ -222,9 +223,8 @@ def score_projections(
         tic = time.perf_counter()
         per_aspect = aspect_similarities(vectors, vectors, len(config.aspects)).astype(np.float64)
         seconds += time.perf_counter() - tic
-        systems[name] = scores_from_aspects(view, per_aspect, checks["track_scoring"], seconds)
+        systems[name] = scores_from_aspects(view, per_aspect, track, seconds)
     queries = weight_query_vectors(distilled, config.default_weights, len(config.aspects))
-    track = checks["track_scoring"]
     systems["projection_distilled_ann"] = _ann_scores(
         clip_index[0], clip_ids, queries, view, params, track
     )
