@@ -61,11 +61,13 @@ def _reference_p(units: np.ndarray, diff: np.ndarray, signs: np.ndarray, exhaust
     return extreme / len(signs) if exhaustive else (extreme + 1) / (len(signs) + 1)
 
 
-@pytest.mark.parametrize("draws", [64, 2000])  # 2^7 = 128: sampled flips, then exhaustive
-def test_sign_flip_p_value_matches_a_loop(draws: int) -> None:
+@pytest.mark.parametrize("exhaustive_up_to", [64, 128])  # 2^7 assignments: sampled, then all
+def test_sign_flip_p_value_matches_a_loop(exhaustive_up_to: int) -> None:
     units, values = _case()
-    resampler = Resampler.draw(units, draws, seed=3)
-    assert resampler.exhaustive == (draws >= 128)
+    draws = 500
+    resampler = Resampler.draw(units, draws, seed=3, exhaustive_up_to=exhaustive_up_to)
+    assert resampler.exhaustive == (exhaustive_up_to >= 128)
+    assert len(resampler.signs) == (128 if resampler.exhaustive else draws)
     result = resampler.compare(values[:, 0] + 0.1, values[:, 1])
     diff = values[:, 0] + 0.1 - values[:, 1]
     assert result["mean_diff"] == pytest.approx(np.nanmean(diff))

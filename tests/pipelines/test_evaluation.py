@@ -260,7 +260,7 @@ def test_aspect_gates_reject_a_model_that_ranks_well_but_ignores_aspects(
     broken = dict(honest, **{system: scores_from_aspects(view, break_heads(honest[system]), track)})
     # Thresholds the honest models of this small world (6 epochs) meet; ranking only lets the
     # gates under test fail.
-    aspects = dict(checks["aspects"], faithfulness_min_diagonal=0.1, counterfactual_min_effect=0.0)
+    aspects = dict(checks["aspects"], faithfulness_min_diagonal=0.1)
     checks = dict(checks, aspects=aspects)
     ranking = dict(params["gates"]["ranking"], min_ndcg_gain=-1.0, max_ann_ndcg_drop=1.0)
     params = dict(params, gates=dict(params["gates"], ranking=ranking))

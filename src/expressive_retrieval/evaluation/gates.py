@@ -184,14 +184,14 @@ def aspect_failures(
         if aspect == "passed":
             continue
         effect, other = result["effect"], result["worst_other"]
-        if effect["low"] < checks["counterfactual_min_effect"]:
+        if effect["low"] <= checks["counterfactual_min_effect"]:
             failures.append(
                 failure(
                     "counterfactual",
                     f"{label}{aspect}",
                     f"top-{checks['counterfactual_top_k']} target_{aspect} rose by "
                     f"{effect['mean']:+.3f} [{effect['low']:+.3f}, {effect['high']:+.3f}]: "
-                    f"lower bound below {checks['counterfactual_min_effect']}",
+                    f"lower bound not above {checks['counterfactual_min_effect']}",
                 )
             )
         if other["low"] < -checks["counterfactual_max_other_drop"]:

@@ -237,7 +237,7 @@ def aspect_report(
             "worst_other": other,
         }
         passed &= (
-            effect["low"] >= checks["counterfactual_min_effect"]
+            effect["low"] > checks["counterfactual_min_effect"]
             and other["low"] >= -checks["counterfactual_max_other_drop"]
         )
     counterfactual["passed"] = bool(passed)

@@ -11,7 +11,8 @@ queries of the drawn clusters (a cluster drawn twice counts twice).
   ``[B, C]``, the table is reduced to per-cluster sums ``[C, M]``).
 * ``Resampler.compare``: the mean of a paired difference ``a - b``, its interval from the
   same draws, and a two-sided p-value from a randomisation test that flips the sign of
-  each cluster's summed difference (exhaustive when ``2^C`` is at most the resample count).
+  each cluster's summed difference (every assignment when there are at most
+  ``EXHAUSTIVE_UP_TO`` of them, otherwise as many random ones as resamples).
 * ``holm``: Holm's step-down adjustment of a family of p-values.
 
 A query whose value is NaN (no relevant candidate) is left out of every mean.
@@ -26,6 +27,7 @@ from typing import Any
 import numpy as np
 
 LEVEL = 0.95
+EXHAUSTIVE_UP_TO = 2**16  # sign assignments enumerated exactly (16 clusters)
 
 
 @dataclass(frozen=True)
@@ -38,12 +40,19 @@ class Resampler:
     exhaustive: bool  # ``signs`` lists every assignment (the identity among them)
 
     @classmethod
-    def draw(cls, units: np.ndarray, num_resamples: int, seed: int) -> Resampler:
-        """Draw ``num_resamples`` cluster resamples and sign flips for queries in ``units``.
+    def draw(
+        cls,
+        units: np.ndarray,
+        num_resamples: int,
+        seed: int,
+        exhaustive_up_to: int = EXHAUSTIVE_UP_TO,
+    ) -> Resampler:
+        """Draw ``num_resamples`` cluster resamples and the sign flips for queries in ``units``.
 
         Args:
             units: ``[Q]`` the independent unit of each query (e.g. its group id).
-            num_resamples: bootstrap resamples and (at most) sign-flip draws.
+            num_resamples: bootstrap resamples, and sign-flip draws when the ``2^C``
+                assignments are more than ``exhaustive_up_to``.
             seed: the generator's seed; the same seed gives the same intervals.
         """
         _, codes = np.unique(np.asarray(units), return_inverse=True)
@@ -52,7 +61,7 @@ class Resampler:
         picks = rng.integers(0, num_clusters, size=(num_resamples, num_clusters))
         counts = np.zeros((num_resamples, num_clusters), dtype=np.float64)
         np.add.at(counts, (np.arange(num_resamples)[:, None], picks), 1.0)
-        exhaustive = 2**num_clusters <= num_resamples
+        exhaustive = 2**num_clusters <= exhaustive_up_to
         if exhaustive:
             signs = np.array(list(itertools.product((1.0, -1.0), repeat=num_clusters)))
         else:
@@ -163,6 +172,6 @@ def finding(comparison: dict[str, Any], task: str, alpha: float) -> str:
         verdict = "better" if c["mean_diff"] > 0 else "worse"
         return f"{task}: {c['a']} is {verdict} than {c['b']} ({figures}): a real difference."
     return (
-        f"{task}: {c['a']} vs {c['b']} ({figures}): not distinguishable from chance "
-        f"at family-wise {alpha}."
+        f"{task}: {c['a']} vs {c['b']} ({figures}): not shown to differ "
+        f"(Holm-adjusted p not below {alpha})."
     )
