@@ -77,7 +77,7 @@ def gate_verdicts(
         "ranking": Verdict.of(
             failures,
             f"{', '.join(ranking['systems'])} - {' and '.join(ranking['baselines'])} nDCG@10 "
-            f"lower bounds >= {ranking['min_ndcg_gain']}; "
+            f"lower bounds ≥ {ranking['min_ndcg_gain']}; "
             f"{' and '.join(ranking['indexes'])} lose at most {ranking['max_ann_ndcg_drop']}",
         )
     }
