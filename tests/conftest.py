@@ -24,13 +24,7 @@ SMALL_SYNTHETIC = {
     "num_layers": 5,
     "dim": 32,
 }
-SMALL = {
-    "synthetic_data": SMALL_SYNTHETIC,
-    # The default's 0.3 test share gives the evaluation's intervals power; the small world
-    # keeps its training data instead.
-    "labels_and_splits": {"split_fractions": {"train": 0.7, "val": 0.15, "test": 0.15}},
-    "oracle_scorer": {"progress": False},
-}
+SMALL = {"synthetic_data": SMALL_SYNTHETIC, "oracle_scorer": {"progress": False}}
 
 
 @pytest.fixture
