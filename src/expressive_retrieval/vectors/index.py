@@ -7,6 +7,7 @@ serving API imports it); numpy in, numpy out, large corpora as iterators over bl
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
@@ -84,6 +85,23 @@ def _training_sample(
     return np.concatenate(head)[:train_size], itertools.chain(head, blocks)
 
 
+# Training samples below this size train on one thread: OpenMP's start-up and spinning then
+# cost far more than the work (IVF64,PQ80x4fs on 1,149 vectors: 0.26 s on one thread, 20 s
+# on two while other processes hold the cores).
+SMALL_TRAINING = 20_000
+
+
+@contextlib.contextmanager
+def _threads(count: int) -> Iterator[None]:
+    """FAISS's OpenMP thread count for the block, restored after it."""
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(count)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
+
+
 def build_index(
     vectors: Vectors,
     dim: int,
@@ -107,7 +125,8 @@ def build_index(
         blocks = _blocks(vectors, dim)
     else:
         sample, blocks = _training_sample(vectors, dim, train_size, seed)
-        index.train(sample)
+        with _threads(1 if len(sample) < SMALL_TRAINING else faiss.omp_get_max_threads()):
+            index.train(sample)
     for block in blocks:
         index.add(block)
     apply_search_params(index, search_params or {})
