@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from expressive_retrieval.hooks import SyntheticDataRefused, foreign_inputs
+from expressive_retrieval.hooks import RawInputsRefused, foreign_inputs
 from expressive_retrieval.metrics import ranking_metrics
 from expressive_retrieval.relevance import (
     RelevanceModel,
@@ -129,6 +129,6 @@ def test_synthetic_data_refuses_to_overwrite_user_data(make_project) -> None:
     tracks.loc[0, "duration_s"] += 1.0  # the user edits the data
     tracks.to_parquet(raw / "tracks.parquet")
     before = (raw / "tracks.parquet").read_bytes()
-    with pytest.raises(SyntheticDataRefused, match="pipeline=training"):
+    with pytest.raises(RawInputsRefused, match="pipeline=training"):
         project.run("synthetic_data")
     assert (raw / "tracks.parquet").read_bytes() == before
