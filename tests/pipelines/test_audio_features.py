@@ -33,10 +33,18 @@ FAST = {
 }
 
 
+STYLES = [  # three ways of playing: tempo, level, harmonics (timbre), attack, arc
+    {"bpm": 90.0, "gain_db": -20.0, "harmonics": 1, "attack_s": 0.06, "arc_db": 0.0},
+    {"bpm": 120.0, "gain_db": -12.0, "harmonics": 4, "attack_s": 0.01, "arc_db": 6.0},
+    {"bpm": 150.0, "gain_db": -6.0, "harmonics": 9, "attack_s": 0.002, "arc_db": 12.0},
+]
+
+
 def write_recordings(
     project: ScratchProject, groups: int = 6, seconds: float = 6.3
 ) -> pd.DataFrame:
-    """``groups`` works, each played by two artists: tempo, gain, attack, timbre and arc vary."""
+    """``groups`` works, each played by two artists in the work's style (with jitter), so
+    that every split holds performances alike in expression."""
     folder = project.data / "01_raw" / "audio"
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(3)
@@ -44,13 +52,14 @@ def write_recordings(
     for g in range(groups):
         for a in range(2):
             track_id = f"trk{g}{a}"
+            style = STYLES[g % len(STYLES)]
             samples = note_train(
                 seconds,
-                bpm=float(rng.uniform(80, 160)),
-                gain_db=float(rng.uniform(-24, -6)),
-                harmonics=int(rng.integers(1, 10)),
-                attack_s=float(rng.choice([0.002, 0.06])),
-                arc_db=float(rng.uniform(0, 12)),
+                bpm=style["bpm"] * rng.uniform(0.97, 1.03),
+                gain_db=style["gain_db"] + rng.uniform(-1, 1),
+                harmonics=style["harmonics"],
+                attack_s=style["attack_s"],
+                arc_db=style["arc_db"],
                 seed=g * 2 + a,
             )
             soundfile.write(folder / f"{track_id}.flac", samples, RATE)

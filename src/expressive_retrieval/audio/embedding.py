@@ -58,11 +58,14 @@ def model_folder(model: str | Path) -> Path:
 
 def _libraries() -> tuple[Any, Any]:
     try:
+        import soundfile  # noqa: F401  (decoding, checked here so the hint comes first)
+        import soxr  # noqa: F401
         import torch
         import transformers
     except ImportError as error:
         raise ImportError(
-            f"embedding audio needs torch and transformers: {INSTALL_HINT} ({error})"
+            f"embedding audio needs torch, transformers, soundfile and soxr: {INSTALL_HINT} "
+            f"({error})"
         ) from error
     return torch, transformers
 

@@ -23,7 +23,13 @@ import safetensors.torch
 import torch
 
 from expressive_retrieval.index import VECTORS_CONTENT, manifest_text, vectors_digest
-from expressive_retrieval.serving.bundle import EVALUATION, FILES, FOLDERS, BundleContents
+from expressive_retrieval.serving.bundle import (
+    EVALUATION,
+    FILES,
+    FOLDERS,
+    OPTIONAL_FILES,
+    BundleContents,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +118,17 @@ def _check_projection(
         )
 
 
+def _check_extraction(extraction: Mapping[str, Any], projection_config: Mapping[str, Any]) -> None:
+    """The recorded extraction made embeddings of the model's ``L`` and ``D``."""
+    recorded = (extraction.get("L"), extraction.get("D"))
+    expected = (projection_config["num_layers"], projection_config["dim"])
+    if recorded != expected:
+        raise ValueError(
+            f"extraction records L, D = {recorded}, the model was trained on {expected}: "
+            "extraction.json belongs to other embeddings (rerun audio_features, or remove it)"
+        )
+
+
 def assemble_bundle(
     clips: pd.DataFrame,
     splits: pd.DataFrame,
@@ -137,6 +154,7 @@ def assemble_bundle(
     audit_kit: dict[str, str],
     projection_params: dict[str, Any],
     params: dict[str, Any],
+    extraction: dict[str, Any] | None = None,
 ) -> BundleContents:
     """Every file of the bundle, keyed by its path in the bundle, and the manifest metadata.
 
@@ -144,6 +162,8 @@ def assemble_bundle(
         projection_params: ``params:projection_retriever``; its ``track_scoring`` is how
             the serving API scores tracks, as evaluation does.
         params: ``params:export`` (``allow_failed_gates``).
+        extraction: how ``audio_features`` embedded the corpus, or None for embeddings
+            brought some other way; bundled when present, so queries are embedded alike.
 
     Returns:
         ``BundleContents`` for the ``artifact_bundle`` dataset, which writes, verifies and
@@ -151,8 +171,8 @@ def assemble_bundle(
 
     Raises:
         ValueError: the artifacts do not belong together (dataset version, vectors vs
-            index, row counts), an evaluation file is misnamed, or an evaluation gate
-            failed and ``allow_failed_gates`` is false.
+            index, row counts, extraction's L and D vs the model's), an evaluation file is
+            misnamed, or an evaluation gate failed and ``allow_failed_gates`` is false.
     """
     version = dataset_version["dataset_version"]
     _check_versions(
@@ -195,6 +215,9 @@ def assemble_bundle(
         "index_manifest": manifest_text(index_manifest).encode("utf-8"),
     }
     files = {FILES[name]: content for name, content in contents.items()}
+    if extraction is not None:
+        _check_extraction(extraction, projection_config)
+        files[OPTIONAL_FILES["extraction"]] = _json(extraction)
     evaluation = [
         _text_files(FOLDERS["evaluation_runs"], evaluation_runs, TASKS),
         _text_files(FOLDERS["evaluation_qrels"], evaluation_qrels, TASKS),
