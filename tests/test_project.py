@@ -42,6 +42,9 @@ def test_registry_has_every_pipeline_and_the_aggregates() -> None:
     assert "generate_synthetic_catalogue_node" in default
     assert "generate_synthetic_catalogue_node" not in training
     assert training | {"generate_synthetic_catalogue_node"} == default
+    # audio_features writes the same raw entries as synthetic_data: it runs on its own.
+    assert "extract_audio_features_node" in {n.name for n in registry["audio_features"].nodes}
+    assert "extract_audio_features_node" not in default
     # Evaluation reads only what this run writes (never a stale artifact on disk), and each
     # of its nodes runs after the nodes that write its inputs.
     order = registry["__default__"].nodes

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,15 @@ import pytest
 import soundfile
 
 from benchmarks.scratch import REPO, ScratchProject
+from expressive_retrieval.audio.embedding import ModelMismatchError
+from expressive_retrieval.audio.proxies import PROXY_COLUMNS
+from expressive_retrieval.contract import InputContractError
+from expressive_retrieval.hooks import RawInputsRefused
+from expressive_retrieval.pipelines.audio_features.nodes import extract_audio_features
+from expressive_retrieval.serving import load_bundle
+from expressive_retrieval.serving.cli import main
 from tests.audio.signals import RATE, note_train
+from tests.audio.tiny_model import save_tiny_model
 
 TRAINING = ["labels_and_splits", "oracle_scorer", "projection_retriever", "evaluation", "export"]
 # Short segments keep the whole path (12 recordings → training → bundle) within seconds.
@@ -77,11 +86,15 @@ def write_recordings(
     return recordings
 
 
+def _project(root: Path, model: Path) -> ScratchProject:
+    project = ScratchProject(root, FAST)
+    project.set_params({"audio_features": {"model": str(model)}})
+    return project
+
+
 @pytest.fixture
 def audio_project(tmp_path: Path, tiny_model: Path) -> ScratchProject:
-    project = ScratchProject(tmp_path / "audio", FAST)
-    project.set_params({"audio_features": {"model": str(tiny_model)}})
-    return project
+    return _project(tmp_path / "audio", tiny_model)
 
 
 def _kedro(project: ScratchProject, *args: str) -> subprocess.CompletedProcess:
@@ -96,25 +109,159 @@ def _kedro(project: ScratchProject, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_audio_then_training_through_the_cli(audio_project: ScratchProject) -> None:
-    recordings = write_recordings(audio_project)
-    done = _kedro(audio_project, "--pipeline=audio_features")
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> ScratchProject:
+    """12 recordings → audio_features → training → a bundle, all through the kedro CLI."""
+    project = _project(tmp_path_factory.mktemp("audio_trained"), tiny_model)
+    write_recordings(project)
+    done = _kedro(project, "--pipeline=audio_features")
     assert done.returncode == 0, done.stderr[-3000:]
-    raw = audio_project.data / "01_raw"
+    # `--pipeline=training` fails under Kedro 1.7 until the registry fix lands: the folder
+    # pipelines it sums, by name.
+    done = _kedro(project, f"--pipelines={','.join(TRAINING)}")
+    assert done.returncode == 0, done.stderr[-3000:]
+    return project
+
+
+def _bundle(project: ScratchProject) -> Path:
+    return sorted((project.data / "09_export").iterdir())[-1]
+
+
+def test_audio_then_training_through_the_cli(trained: ScratchProject) -> None:
+    raw = trained.data / "01_raw"
+    recordings = pd.read_csv(raw / "recordings.csv")
     tracks = pd.read_parquet(raw / "tracks.parquet")
     assert tracks["track_id"].tolist() == recordings["track_id"].tolist()
     assert tracks["audio_uri"].tolist() == recordings["audio_uri"].tolist()  # extras carried
     np.testing.assert_allclose(tracks["duration_s"], 6.3, atol=1e-3)
     proxies = pd.read_parquet(raw / "proxy_targets.parquet")
     assert len(proxies) == 12 * 6  # six 1 s segments; the 0.3 s remainder is dropped
+    assert list(proxies.columns[2:]) == list(PROXY_COLUMNS)
+    style = proxies["track_id"].str[3].astype(int) % len(STYLES)
+    assert proxies.groupby(style)["loudness_db"].median().is_monotonic_increasing  # -20, -12, -6
+    discovery = json.loads((raw / "discovery.json").read_text())
+    assert discovery["aspects"] == {} and discovery["embedding"]["num_layers"] == 3
     extraction = json.loads((raw / "extraction.json").read_text())
     assert (extraction["L"], extraction["D"]) == (3, 32)
+    assert extraction["segmentation"]["segment_seconds"] == 1.0
     assert np.load(raw / "segments" / "trk00.npy").shape == (6, 3, 32)
-
-    # `--pipeline=training` fails under Kedro 1.7 until the registry fix lands: the folder
-    # pipelines it sums, by name.
-    done = _kedro(audio_project, f"--pipelines={','.join(TRAINING)}")
-    assert done.returncode == 0, done.stderr[-3000:]
-    bundles = sorted((audio_project.data / "09_export").iterdir())
-    bundled = json.loads((bundles[-1] / "audio_features" / "extraction.json").read_text())
+    report = trained.load("raw_inputs_validation")
+    assert report["passed"] and report["contract"]["num_segments_total"] == 72
+    assert any(
+        "probe" in w for w in report["contract"]["warnings"]
+    )  # no discovery: probes supply it
+    bundled = json.loads((_bundle(trained) / "audio_features" / "extraction.json").read_text())
     assert bundled == extraction
+
+
+def test_embed_audio_reproduces_the_corpus_and_refuses_other_weights(
+    trained: ScratchProject, tiny_model: Path, tmp_path: Path
+) -> None:
+    retriever = load_bundle(_bundle(trained))
+    audio = trained.data / "01_raw" / "audio" / "trk21.flac"
+    segments = retriever.embed_audio(audio)
+    np.testing.assert_array_equal(
+        segments, np.load(trained.data / "01_raw" / "segments" / "trk21.npy")
+    )
+    samples, rate = soundfile.read(audio, dtype="float32")
+    from_array = retriever.embed_audio(samples, sample_rate=rate)
+    np.testing.assert_array_equal(from_array, segments)
+    hits = retriever.search_tracks(segments, k=3, exclude_tracks=["trk21"])
+    assert len(hits) == 3 and "trk21" not in {h.track_id for h in hits}
+    with pytest.raises(ModelMismatchError):
+        retriever.embed_audio(audio, model=save_tiny_model(tmp_path / "other", seed=5))
+
+
+def test_search_audio_through_the_cli(trained: ScratchProject, capsys) -> None:
+    audio = trained.data / "01_raw" / "audio" / "trk10.flac"
+    main(["search", str(_bundle(trained)), "--audio", str(audio), "--tracks", "--k", "2"])
+    result = json.loads(capsys.readouterr().out)
+    assert result["kind"] == "tracks" and len(result["results"]) == 2
+
+
+def _params(project: ScratchProject) -> dict:
+    return project.catalog().load("params:audio_features")
+
+
+def test_unchanged_tracks_are_not_recomputed(audio_project: ScratchProject) -> None:
+    recordings = write_recordings(audio_project, groups=2)
+    params = _params(audio_project)
+    cache = Path(params["files"]["cache"])
+    extract_audio_features(recordings, params)
+    written = {t: (cache / t / "meta.json").stat().st_mtime_ns for t in recordings["track_id"]}
+    audio = audio_project.data / "01_raw" / "audio"
+    soundfile.write(audio / "trk10.flac", note_train(6.3, 97), RATE)  # one recording changes
+    tracks, *_ = extract_audio_features(recordings, params)
+    again = {t: (cache / t / "meta.json").stat().st_mtime_ns for t in recordings["track_id"]}
+    assert [t for t in written if written[t] != again[t]] == ["trk10"]
+    changed = extract_audio_features(recordings, {**params, "segment_seconds": 2.0})
+    assert changed[1]["trk00"]().shape[0] == 3  # new settings: measured again
+    assert tracks["audio_sha256"].nunique() == len(tracks)
+
+
+def _write(folder: Path, name: str, samples: np.ndarray, **kwargs) -> None:
+    soundfile.write(folder / name, samples, RATE, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("case", "rule"),
+    [
+        ("corrupt", "audio.readable"),
+        ("zero_length", "audio.readable"),
+        ("too_short", "audio.readable"),
+        ("nan_samples", "audio.decode"),
+        ("escaping_path", "recordings.path_inside"),
+        ("duplicate_id", "track_id.unique"),
+    ],
+)
+def test_bad_audio_names_track_and_file_and_nothing_is_published(
+    audio_project: ScratchProject, case: str, rule: str
+) -> None:
+    recordings = write_recordings(audio_project, groups=2)
+    folder = audio_project.data / "01_raw" / "audio"
+    bad = "trk11"
+    if case == "corrupt":
+        (folder / "trk11.flac").write_bytes(b"fLaC" + bytes(range(256)) * 8)
+    elif case == "zero_length":
+        _write(folder, "trk11.flac", np.zeros(0, dtype=np.float32))
+    elif case == "too_short":
+        _write(folder, "trk11.flac", note_train(0.3, 120))
+    elif case == "nan_samples":
+        samples = note_train(3.0, 120)
+        samples[RATE] = np.nan
+        _write(folder, "trk11.wav", samples, subtype="FLOAT")
+        recordings.loc[recordings["track_id"] == bad, "path"] = "trk11.wav"
+    elif case == "escaping_path":
+        recordings.loc[recordings["track_id"] == bad, "path"] = "../recordings.csv"
+    else:
+        recordings.loc[recordings["track_id"] == bad, "track_id"] = "trk10"
+        bad = "trk10"
+    recordings.to_csv(audio_project.data / "01_raw" / "recordings.csv", index=False)
+    with pytest.raises(InputContractError) as refused:
+        audio_project.run("audio_features")
+    message = str(refused.value)
+    assert f"[{rule}]" in message and bad in message
+    if case not in {"escaping_path", "duplicate_id"}:
+        assert str(folder / "trk11") in message  # the file
+    raw = audio_project.data / "01_raw"
+    assert not any(
+        (raw / name).exists() for name in ("tracks.parquet", "segments", "extraction.json")
+    )
+
+
+def test_audio_features_never_overwrites_data_it_did_not_write(
+    audio_project: ScratchProject,
+) -> None:
+    write_recordings(audio_project, groups=2)
+    audio_project.run("synthetic_data")
+    before = (audio_project.data / "01_raw" / "tracks.parquet").read_bytes()
+    with pytest.raises(RawInputsRefused, match="audio_features stops"):
+        audio_project.run("audio_features")
+    assert (audio_project.data / "01_raw" / "tracks.parquet").read_bytes() == before
+    for path in (audio_project.data / "01_raw").iterdir():
+        if path.name in {"tracks.parquet", "segments", "proxy_targets.parquet", "discovery.json"}:
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    audio_project.run("audio_features")  # the locations are free again
+    audio_project.run("audio_features")  # its own output: rewritten freely
+    with pytest.raises(RawInputsRefused, match="synthetic_data stops"):
+        audio_project.run("synthetic_data")

@@ -10,6 +10,7 @@ import pytest
 
 from expressive_retrieval.metrics import RUN_DEPTH
 from expressive_retrieval.pipelines.evaluation.nodes import SYSTEMS
+from expressive_retrieval.pipelines.export.nodes import _check_extraction
 from expressive_retrieval.retrieval_eval import TASKS
 from expressive_retrieval.segments import clip_refs
 from expressive_retrieval.serving.bundle import FILES, FOLDERS, MANIFEST_FILE
@@ -161,3 +162,10 @@ def test_a_model_that_failed_an_evaluation_gate_is_not_bundled(exported) -> None
         assert manifest["evaluation_gates"]["counterfactual"] == "failed"
     finally:
         exported.catalog().save("evaluation_report", good)
+
+
+def test_an_extraction_of_other_embeddings_is_refused() -> None:
+    config = {"num_layers": 13, "dim": 768}
+    _check_extraction({"L": 13, "D": 768}, config)
+    with pytest.raises(ValueError, match="extraction records L, D = \\(25, 1024\\)"):
+        _check_extraction({"L": 25, "D": 1024}, config)
