@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from benchmarks.random_models import save_tiny_model
 from benchmarks.scratch import ScratchProject, deep_merge
-from tests.audio.tiny_model import save_tiny_model
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")

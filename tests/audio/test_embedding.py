@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from benchmarks.random_models import save_tiny_model
 from expressive_retrieval.audio.decode import AudioSegments, Segmentation
 from expressive_retrieval.audio.embedding import (
     AudioEmbedder,
@@ -16,7 +17,6 @@ from expressive_retrieval.audio.embedding import (
     weights_sha256,
 )
 from tests.audio.signals import RATE, note_train
-from tests.audio.tiny_model import save_tiny_model
 
 
 def test_every_hidden_layer_per_segment_as_float16(tiny_model: Path) -> None:

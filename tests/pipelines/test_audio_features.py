@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 import soundfile
 
+from benchmarks.random_models import save_tiny_model
 from benchmarks.scratch import REPO, ScratchProject
 from expressive_retrieval.audio.embedding import ModelMismatchError
 from expressive_retrieval.audio.proxies import PROXY_COLUMNS
@@ -24,7 +25,6 @@ from expressive_retrieval.pipelines.audio_features.nodes import extract_audio_fe
 from expressive_retrieval.serving import load_bundle
 from expressive_retrieval.serving.cli import main
 from tests.audio.signals import RATE, note_train
-from tests.audio.tiny_model import save_tiny_model
 
 TRAINING = ["labels_and_splits", "oracle_scorer", "projection_retriever", "evaluation", "export"]
 # Short segments keep the whole path (12 recordings → training → bundle) within seconds.
