@@ -23,12 +23,10 @@ from expressive_retrieval.audio.extraction import (
 )
 from expressive_retrieval.audio.proxies import PROXY_COLUMNS
 from expressive_retrieval.audio.recordings import REQUIRED_COLUMNS, check_recordings
-from expressive_retrieval.contract import InputContractError, Violation
+from expressive_retrieval.contract import DISCOVERY_SCHEMA_VERSION, InputContractError, Violation
 from expressive_retrieval.integrity import sha256_file
 
 logger = logging.getLogger(__name__)
-
-DISCOVERY_SCHEMA_VERSION = 1
 
 
 def _features(
