@@ -77,6 +77,8 @@ def test_artifacts_are_versioned_and_telemetry_is_off() -> None:
         "segments",
         "proxy_targets",
         "discovery",
+        "extraction",  # written by audio_features beside the raw entries it describes
+        "recordings",
         "synthetic_latents",
         "previous_splits",
         "audit_judgements",  # returned by raters: an input folder, like the raw entries
