@@ -22,6 +22,7 @@ from safetensors.numpy import load_file
 from expressive_retrieval.aspect_vectors import track_vectors, weight_query_vectors
 from expressive_retrieval.index import read_index, search
 from expressive_retrieval.index import read_manifest as read_manifest_of_index
+from expressive_retrieval.serving.audio_query import AudioError, AudioQueries
 from expressive_retrieval.serving.bundle import (
     FILES,
     OPTIONAL_FILES,
@@ -130,7 +131,8 @@ class Retriever:
         self.extraction: dict[str, Any] | None = (
             json.loads((folder / extraction).read_text()) if extraction in listed else None
         )
-        self._audio_queries: Any = None
+        # torch-free until audio is embedded; the model is loaded once, under a lock.
+        self._audio_queries = AudioQueries(self.extraction) if self.extraction else None
 
     # ---- loading checks -------------------------------------------------------------------
     def _fail(self, what: str) -> BundleIntegrityError:
@@ -252,15 +254,11 @@ class Retriever:
             QueryError: no extraction record, or unusable audio.
             ModelMismatchError: the model's weights differ from the recorded ones.
         """
-        if self.extraction is None:
+        if self._audio_queries is None:
             raise QueryError(
                 f"{self.folder}: this bundle has no {OPTIONAL_FILES['extraction']}; its corpus "
                 "was not embedded by audio_features, so embed queries as the corpus was"
             )
-        from expressive_retrieval.serving.audio_query import AudioError, AudioQueries
-
-        if self._audio_queries is None:
-            self._audio_queries = AudioQueries(self.extraction)
         try:
             return self._audio_queries.embed(audio, sample_rate, model, device, batch_segments)
         except AudioError as error:
