@@ -141,9 +141,14 @@ def million_bundle(source: str, folder: str) -> dict[str, Any]:
     import pyarrow.parquet as pq
 
     from benchmarks.bench_ann import DIM, aspect_space, aspect_vectors
-    from expressive_retrieval.aspect_vectors import track_vectors
-    from expressive_retrieval.index import VECTORS_CONTENT, build_index, vectors_digest, write_index
     from expressive_retrieval.serving.bundle import FILES, MANIFEST_FILE, PROJECTION, write_manifest
+    from expressive_retrieval.vectors.aspects import track_vectors
+    from expressive_retrieval.vectors.index import (
+        VECTORS_CONTENT,
+        build_index,
+        vectors_digest,
+        write_index,
+    )
 
     target = Path(folder)
     shutil.copytree(source, target)

@@ -1,5 +1,8 @@
 """Project hooks: the pipelines that write raw inputs (``synthetic_data``, ``audio_features``)
-never overwrite inputs they did not write (docs/input_contract.md)."""
+never overwrite inputs they did not write.
+
+docs/design.md, "Synthetic default"; docs/input_contract.md, "From audio".
+"""
 
 from __future__ import annotations
 
@@ -11,9 +14,10 @@ from typing import Any
 
 from kedro.framework.hooks import hook_impl
 
-from expressive_retrieval.integrity import sha256_file
+from expressive_retrieval.data.contract import RAW_ENTRIES
+from expressive_retrieval.vectors.integrity import sha256_file
 
-RAW_ENTRIES = ("tracks", "segments", "proxy_targets", "discovery", "extraction")
+GUARDED = (*RAW_ENTRIES, "extraction")  # every raw location a writer may fill
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,7 @@ def foreign_inputs(raw_files: dict[str, str], marker: str = WRITERS[0].marker) -
     path_of_marker = _marker_path(raw_files, marker)
     written = json.loads(path_of_marker.read_text()) if path_of_marker.is_file() else {}
     foreign = []
-    for entry in RAW_ENTRIES:
+    for entry in GUARDED:
         if entry not in raw_files:
             continue
         path = Path(raw_files[entry])
@@ -108,7 +112,7 @@ class RawInputsGuard:
     @hook_impl
     def after_dataset_saved(self, dataset_name: str, data: Any, node: Any) -> None:
         writer = next((w for w in WRITERS if w.node == node.name), None)
-        if writer is None or dataset_name not in RAW_ENTRIES:
+        if writer is None or dataset_name not in GUARDED:
             return
         marker = _marker_path(self._raw_files, writer.marker)
         written = json.loads(marker.read_text()) if marker.is_file() else {}

@@ -19,7 +19,7 @@ from benchmarks.random_models import save_tiny_model
 from benchmarks.scratch import REPO, ScratchProject
 from expressive_retrieval.audio.embedding import ModelMismatchError
 from expressive_retrieval.audio.proxies import PROXY_COLUMNS
-from expressive_retrieval.contract import InputContractError
+from expressive_retrieval.data.contract import InputContractError
 from expressive_retrieval.hooks import RawInputsRefused
 from expressive_retrieval.pipelines.audio_features.nodes import extract_audio_features
 from expressive_retrieval.serving import load_bundle

@@ -12,10 +12,10 @@ import pytest
 from kedro.io import DatasetError, Version
 
 from expressive_retrieval.datasets import BundleDataset
-from expressive_retrieval.integrity import sha256_file
 from expressive_retrieval.pipelines.export.nodes import assemble_bundle
 from expressive_retrieval.serving import BundleIntegrityError, load_bundle, verify_bundle
 from expressive_retrieval.serving.bundle import FILES, MANIFEST_FILE
+from expressive_retrieval.vectors.integrity import sha256_file
 
 INDEX = FILES["index"]
 WEIGHTS = FILES["projection_model"]

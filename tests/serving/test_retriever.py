@@ -10,9 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from expressive_retrieval.aspect_vectors import weight_query_vectors
 from expressive_retrieval.serving import QueryError, Retriever, load_bundle
-from expressive_retrieval.track_scores import aggregate_to_tracks
+from expressive_retrieval.vectors.aspects import weight_query_vectors
+from expressive_retrieval.vectors.track_scores import aggregate_to_tracks
 
 
 @pytest.fixture(scope="module")

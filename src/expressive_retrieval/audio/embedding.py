@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from expressive_retrieval.audio.decode import AudioSegments
-from expressive_retrieval.integrity import IntegrityError, sha256_file
+from expressive_retrieval.vectors.integrity import IntegrityError, sha256_file
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".msgpack", ".h5")
 POOLING = "mean over time frames of every hidden state (output_hidden_states=True)"

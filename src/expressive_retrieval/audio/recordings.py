@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 import soundfile
 
-from expressive_retrieval.contract import InputContractError, Violation
-from expressive_retrieval.segments import is_safe_track_id
+from expressive_retrieval.data.contract import InputContractError, Violation
+from expressive_retrieval.data.segments import is_safe_track_id
 
 REQUIRED_COLUMNS = ("track_id", "artist_id", "work_id", "path")
 

@@ -1,4 +1,7 @@
-"""The artifact bundle ``<path>/<bundle_version>/`` (DESIGN §7): written whole or not at all."""
+"""The artifact bundle ``<path>/<bundle_version>/``, written whole or not at all.
+
+Its layout is the contract of docs/design.md, "Bundle".
+"""
 
 from __future__ import annotations
 

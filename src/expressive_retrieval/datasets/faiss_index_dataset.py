@@ -9,7 +9,7 @@ from typing import Any
 import faiss
 
 from expressive_retrieval.datasets._local_versioned import LocalVersionedDataset
-from expressive_retrieval.index import IndexArtifact, read_index, write_index
+from expressive_retrieval.vectors.index import IndexArtifact, read_index, write_index
 
 
 class FaissIndexDataset(LocalVersionedDataset[IndexArtifact, tuple[faiss.Index, dict[str, Any]]]):

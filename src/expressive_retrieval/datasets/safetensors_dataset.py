@@ -8,7 +8,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from expressive_retrieval.datasets._local_versioned import LocalVersionedDataset
-from expressive_retrieval.integrity import verify_file, write_sidecar
+from expressive_retrieval.vectors.integrity import verify_file, write_sidecar
 
 
 class SafetensorsDataset(LocalVersionedDataset[dict[str, Tensor], dict[str, Tensor]]):

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from kedro.io import AbstractDataset
 
-from expressive_retrieval.segments import SegmentStore
+from expressive_retrieval.data.segments import SegmentStore
 
 SegmentArrays = Mapping[str, np.ndarray | Callable[[], np.ndarray]]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from expressive_retrieval.datasets._local_versioned import LocalVersionedDataset
-from expressive_retrieval.integrity import verify_file, write_sidecar
+from expressive_retrieval.vectors.integrity import verify_file, write_sidecar
 
 
 @dataclass(frozen=True)

@@ -9,20 +9,18 @@ from expressive_retrieval.models.losses import (
 )
 from expressive_retrieval.models.oracle import OracleConfig, OracleScorer, segment_statistics
 from expressive_retrieval.models.projection import ProjectionConfig, ProjectionHead
-from expressive_retrieval.models.projection_training import (
-    ProjectionTrainParams,
-    fit_projection,
-    projection_list_scores,
-)
 from expressive_retrieval.models.routing import AspectLinear, LayerRouting
 from expressive_retrieval.models.serialization import state_dict_for_safetensors
 from expressive_retrieval.models.training import (
     ListwiseData,
+    ProjectionTrainParams,
     TrainParams,
     evaluate_ndcg,
     fit_oracle,
+    fit_projection,
     input_statistics,
     oracle_list_scores,
+    projection_list_scores,
     run_epochs,
 )
 

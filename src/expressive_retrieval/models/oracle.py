@@ -1,4 +1,4 @@
-"""The oracle expressive scorer ``s(q, c, w) = Σ_a w_a · s_a(q, c)`` (DESIGN §5).
+"""The oracle expressive scorer ``s(q, c, w) = Σ_a w_a · s_a(q, c)`` (docs/design.md, "Models").
 
 Slow, pairwise and aspect-controllable: the quality reference and the distillation teacher.
 
@@ -17,7 +17,7 @@ Slow, pairwise and aspect-controllable: the quality reference and the distillati
 
 Tracks are scored through their clips with ``config.track_aggregation`` (``max`` or
 ``topk_mean`` over a track's best ``track_topk`` clips), as
-``expressive_retrieval.track_scores.aggregate_to_tracks`` computes it.
+``expressive_retrieval.vectors.track_scores.aggregate_to_tracks`` computes it.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from expressive_retrieval.aspect_vectors import normalised_weights
 from expressive_retrieval.models.routing import AspectLinear, LayerRouting
+from expressive_retrieval.vectors.aspects import normalised_weights
 
 TRACK_AGGREGATIONS = ("max", "topk_mean")
 NUM_ALIGNMENT_FEATURES = 5

@@ -1,4 +1,6 @@
-"""The projection retriever head: one vector per clip, one inner-product index (DESIGN §5).
+"""The projection retriever head: one vector per clip, one inner-product index.
+
+docs/design.md, "Models".
 
 Fast and distilled, the counterpart of the pairwise oracle. ``embed`` maps a clip
 ``[S, L, D]`` to ``A`` unit-norm sub-vectors of ``sub_dim`` each:
@@ -30,9 +32,6 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from expressive_retrieval.aspect_vectors import (
-    weight_query_vectors,
-)
 from expressive_retrieval.models.oracle import (
     OracleConfig,
     OracleScorer,
@@ -40,6 +39,9 @@ from expressive_retrieval.models.oracle import (
     segment_statistics,
 )
 from expressive_retrieval.models.routing import AspectLinear, LayerRouting
+from expressive_retrieval.vectors.aspects import (
+    weight_query_vectors,
+)
 
 TRACK_AGGREGATIONS = ("mean",)
 _NORM_EPS = 1e-12

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from expressive_retrieval.audit_page import audit_page
-from expressive_retrieval.human_audit import (
+from expressive_retrieval.data.segments import SegmentStore
+from expressive_retrieval.evaluation.audit.kit import (
     kit_table,
     krippendorff_alpha_interval,
     pairwise_preference_accuracy,
@@ -18,9 +18,9 @@ from expressive_retrieval.human_audit import (
     pool_candidates,
     stratified_sample,
 )
-from expressive_retrieval.metrics import rank_candidates
-from expressive_retrieval.retrieval_eval import SplitView, SystemScores
-from expressive_retrieval.segments import SegmentStore
+from expressive_retrieval.evaluation.audit.page import audit_page
+from expressive_retrieval.evaluation.metrics import rank_candidates
+from expressive_retrieval.evaluation.retrieval import SplitView, SystemScores
 
 from .nodes import all_systems
 

@@ -1,4 +1,7 @@
-"""``export``: every artifact of the run → one verified bundle folder (DESIGN §7)."""
+"""``export``: every artifact of the run → one verified bundle folder.
+
+The layout is the contract of docs/design.md, "Bundle".
+"""
 
 from kedro.pipeline import Node, Pipeline
 

@@ -11,16 +11,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from expressive_retrieval.aspect_vectors import aspect_similarities, track_vectors
+from expressive_retrieval.data.segments import SegmentStore, clip_refs
 from expressive_retrieval.datasets import VectorBlocks
-from expressive_retrieval.index import (
-    VECTORS_CONTENT,
-    IndexArtifact,
-    build_index,
-    exact_search,
-    recall_at_k,
-    search,
-    vectors_digest,
+from expressive_retrieval.evaluation.retrieval import (
+    aspect_report,
+    ranking_report,
+    scores_from_aspects,
+    split_view,
+    view_clips,
 )
 from expressive_retrieval.models import (
     OracleConfig,
@@ -32,15 +30,17 @@ from expressive_retrieval.models import (
     oracle_list_scores,
 )
 from expressive_retrieval.models.training import listwise_data
-from expressive_retrieval.retrieval_eval import (
-    aspect_report,
-    ranking_report,
-    scores_from_aspects,
-    split_view,
-    view_clips,
+from expressive_retrieval.pipelines._inputs import clip_loader, model_layout, train_on_lists
+from expressive_retrieval.vectors.aspects import aspect_similarities, track_vectors
+from expressive_retrieval.vectors.index import (
+    VECTORS_CONTENT,
+    IndexArtifact,
+    build_index,
+    exact_search,
+    recall_at_k,
+    search,
+    vectors_digest,
 )
-from expressive_retrieval.segments import SegmentStore, clip_refs
-from expressive_retrieval.training_inputs import clip_loader, model_layout, train_on_lists
 
 logger = logging.getLogger(__name__)
 
