@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from expressive_retrieval.data import expectations as ex
-from expressive_retrieval.data.splits import UNKNOWN_CLIP, leakage_frame
+from expressive_retrieval.data.splits import UNKNOWN_CLIP, leakage
 
 ASPECTS = ["tempo", "dynamics"]
 GROUP_KEYS = ["work_id", "artist_id"]
@@ -100,9 +101,10 @@ def test_valid_tables_pass_every_suite() -> None:
     assert set(raw["suites"]) == {"tracks", "proxy_targets"}
     assert ex.failure_summary(labels).startswith("all suites passed")
 
-    frame = leakage_frame(
+    frame, leaks = leakage(
         t["splits"], t["tracks"], GROUP_KEYS, t["clips"], t["pairs"], t["triples"]
     )
+    assert leaks == []
     assert list(frame.columns) == ["kind", "id", "num_splits"]
     assert frame["kind"].value_counts().to_dict() == {
         "track": 6,
@@ -263,7 +265,6 @@ def test_missing_columns_are_named() -> None:
 def test_validate_result_shape_caps_examples_and_is_quiet(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    ex._batch_definition.cache_clear()
     monkeypatch.chdir(tmp_path)
     df = pd.DataFrame({"x": range(50)})
     gxe = ex._gxe()
@@ -278,3 +279,16 @@ def test_validate_result_shape_caps_examples_and_is_quiet(
     json.dumps(result)
     assert list(tmp_path.iterdir()) == []
     assert capfd.readouterr().err == ""
+
+
+def test_concurrent_validations_do_not_share_state() -> None:
+    gxe = ex._gxe()
+    frames = [pd.DataFrame({"x": range(n)}) for n in (20, 30, 40, 50)]
+
+    def run(df: pd.DataFrame) -> dict:
+        return ex.validate(df, "demo", [gxe.ExpectColumnValuesToBeBetween(column="x", max_value=9)])
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        concurrent = list(pool.map(run, frames))
+    assert [r["results"][0]["unexpected_count"] for r in concurrent] == [10, 20, 30, 40]
+    assert concurrent == [run(df) for df in frames]

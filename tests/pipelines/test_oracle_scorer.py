@@ -83,9 +83,7 @@ def test_artifacts_reload_without_pickle(trained) -> None:
 
 def test_tampered_weights_are_refused(trained) -> None:
     (version,) = trained.versions("oracle_model")[-1:]
-    path = (
-        trained.data / "06_models/oracle_scorer/model.safetensors" / version / "model.safetensors"
-    )
+    path = trained.data / "06_models/oracle/model.safetensors" / version / "model.safetensors"
     original = path.read_bytes()
     tampered = bytearray(original)
     tampered[-5] ^= 0xFF

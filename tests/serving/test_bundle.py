@@ -207,3 +207,10 @@ def test_export_refuses_artifacts_that_do_not_belong_together(tiny_bundle) -> No
 def test_a_copied_bundle_verifies_anywhere(tiny_bundle, tmp_path: Path) -> None:
     copy = Path(shutil.copytree(tiny_bundle.path, tmp_path / "elsewhere"))
     assert verify_bundle(copy)["bundle_version"] == tiny_bundle.path.name
+
+
+def test_the_bundle_preview_is_its_manifest_with_a_file_count(tiny_bundle) -> None:
+    preview = json.loads(BundleDataset(path=str(tiny_bundle.path.parent)).preview())
+    manifest = json.loads((tiny_bundle.path / MANIFEST_FILE).read_text())
+    assert preview["num_files"] == len(manifest["files"]) and "files" not in preview
+    assert preview["bundle_version"] == manifest["bundle_version"] == tiny_bundle.path.name

@@ -1,8 +1,9 @@
 """Great Expectations (1.x) suites for the raw and label tables, and the split-leakage suite.
 
 Suites are plain lists of GX expectation objects; `validate` runs one list on a pandas frame
-through a single, process-wide ephemeral GX context (no files, no progress bars) and returns a
-JSON-able result. GX is imported lazily: importing it costs seconds.
+in an ephemeral GX context of its own (no files, no progress bars, no state shared between
+validations: about 0.1 s each) and returns a JSON-able result. GX is imported lazily:
+importing it costs seconds.
 
 Report shape (`validate_labels`, `validate_raw_tables`)::
 
@@ -33,7 +34,7 @@ MAX_LEAKS = 1000
 
 _CLIP_COLUMNS = ("clip_id", "track_id", "segment_start", "segment_end", "split")
 _SPLIT_COLUMNS = ("track_id", "group_id", "split")
-_LOCK = threading.Lock()
+_REGISTERING = threading.Lock()  # GX's expectation registry is process-wide
 
 
 def _gxe() -> Any:
@@ -89,14 +90,13 @@ def _differ() -> type:
 
 def _distinct(columns: Sequence[str]) -> list:
     """Row-wise: the values of `columns` are pairwise different."""
-    with _LOCK:
+    with _REGISTERING:
         differ = _differ()
     return [differ(column_A=a, column_B=b) for i, a in enumerate(columns) for b in columns[i + 1 :]]
 
 
-@functools.cache
 def _batch_definition() -> Any:
-    """Whole-dataframe batch definition on the process-wide ephemeral context."""
+    """A whole-dataframe batch definition on a new ephemeral context."""
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
@@ -152,9 +152,8 @@ def validate(
     if ids:
         result_format["unexpected_index_column_names"] = ids
     suite = gx.ExpectationSuite(name=suite_name, expectations=list(expectations))
-    with _LOCK:
-        batch = _batch_definition().get_batch(batch_parameters={"dataframe": df})
-        outcome = batch.validate(suite, result_format=result_format).to_json_dict()
+    batch = _batch_definition().get_batch(batch_parameters={"dataframe": df})
+    outcome = batch.validate(suite, result_format=result_format).to_json_dict()
     return {
         "suite": suite_name,
         "success": bool(outcome["success"]),
@@ -253,7 +252,7 @@ def triples_suite() -> list:
 
 
 def leakage_suite() -> list:
-    """Every checked entity of `leakage_frame` lies in exactly one split."""
+    """Every checked entity of the `splits.leakage` frame lies in exactly one split."""
     gxe = _gxe()
     return [gxe.ExpectColumnValuesToBeBetween(column="num_splits", min_value=1, max_value=1)]
 

@@ -20,10 +20,11 @@ from expressive_retrieval.data.segments import SegmentStore
 def clip_layer_summaries(segments: SegmentStore, clips: pd.DataFrame) -> np.ndarray:
     """``[n_clips, L, 2D]``: per-layer mean and std over each clip's segments, streamed."""
     rows = []
-    for clip in clips.itertuples(index=False):
-        x = segments.clip(clip.track_id, clip.segment_start, clip.segment_end).astype(np.float32)
-        rows.append(np.concatenate([x.mean(axis=0), x.std(axis=0)], axis=-1))
-    segments.close()
+    with segments:
+        for clip in clips.itertuples(index=False):
+            x = segments.clip(clip.track_id, clip.segment_start, clip.segment_end)
+            x = x.astype(np.float32)
+            rows.append(np.concatenate([x.mean(axis=0), x.std(axis=0)], axis=-1))
     return np.stack(rows)
 
 

@@ -79,6 +79,16 @@ class SegmentStore:
         """Drop every open map (their pages leave this process's memory)."""
         self._open.clear()
 
+    def __enter__(self) -> SegmentStore:
+        """One pass over the store: ``with segments: ...`` drops every map when it ends.
+
+        Even when the block raises; the store stays usable for the next pass.
+        """
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     def shape(self, track_id: str) -> tuple[int, ...]:
         """The array shape from the ``.npy`` header, without mapping the data."""
         return npy_header(self.path(track_id))[0]
@@ -99,14 +109,14 @@ class SegmentStore:
     ) -> Iterator[np.ndarray]:
         """Yield ``[<=chunk_size, S, L, D]`` blocks of clips, in the order given."""
         block: list[tuple[str, int, int]] = []
-        for ref in refs:
-            block.append(ref)
-            if len(block) == chunk_size:
+        with self:
+            for ref in refs:
+                block.append(ref)
+                if len(block) == chunk_size:
+                    yield self.clips(block)
+                    block = []
+            if block:
                 yield self.clips(block)
-                block = []
-        if block:
-            yield self.clips(block)
-        self.close()
 
 
 def clip_refs(clips: pd.DataFrame) -> list[tuple[str, int, int]]:

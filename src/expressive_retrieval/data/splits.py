@@ -185,7 +185,15 @@ def leakage(
     pairs: pd.DataFrame,
     triples: pd.DataFrame,
 ) -> tuple[pd.DataFrame, list[dict]]:
-    """`leakage_frame` plus the list of leaking entities ``{kind, id, splits}``."""
+    """The leakage check of published tables: a frame of checked entities, and the leaks.
+
+    The frame has one row per checked entity: `kind`, `id`, `num_splits` (distinct splits
+    it appears in). Kinds: "track" (its `splits` row and its clips' splits), "group_id" (the
+    `splits` groups), each group key (the splits of all tracks having the value), "pair" /
+    "triple" (the splits of its clips, plus a pair's own `split` column if present; 0 when a
+    clip is not in `clips`; id "query|candidate" / "query|positive|negative"). No leak <=>
+    every `num_splits` == 1. The leaks list each such entity as ``{kind, id, splits}``.
+    """
     missing = [k for k in group_keys if k not in tracks.columns]
     if missing:
         raise ValueError(f"tracks lacks group key column(s): {', '.join(missing)}")
@@ -206,21 +214,3 @@ def leakage(
     parts.append(_row_entities(triples, TRIPLE_COLUMNS, clip_split, "triple"))
     frame = pd.concat([f for f, _ in parts], ignore_index=True)
     return frame, [leak for _, leaks in parts for leak in leaks]
-
-
-def leakage_frame(
-    splits: pd.DataFrame,
-    tracks: pd.DataFrame,
-    group_keys: list[str],
-    clips: pd.DataFrame,
-    pairs: pd.DataFrame,
-    triples: pd.DataFrame,
-) -> pd.DataFrame:
-    """One row per checked entity: `kind`, `id`, `num_splits` (distinct splits it appears in).
-
-    Kinds: "track" (its `splits` row and its clips' splits), "group_id" (the `splits` groups),
-    each group key (the splits of all tracks having the value), "pair" / "triple" (the splits
-    of its clips, plus a pair's own `split` column if present; 0 when a clip is not in `clips`;
-    id "query|candidate" / "query|positive|negative"). No leak <=> every `num_splits` == 1.
-    """
-    return leakage(splits, tracks, group_keys, clips, pairs, triples)[0]

@@ -28,17 +28,16 @@ def layer_weighted_vectors(
     assert layer_weights.ndim == 2, layer_weights.shape
     starts, ends = clips["segment_start"].to_numpy(), clips["segment_end"].to_numpy()
     vectors: np.ndarray | None = None
-    for track_id, rows in clips.groupby("track_id", sort=False).indices.items():
-        per_segment = np.einsum(
-            "gl,sld->sgd", layer_weights, np.asarray(segments.open(track_id), dtype=np.float32)
-        )
-        if vectors is None:
-            vectors = np.zeros((len(clips), *per_segment.shape[1:]), dtype=np.float32)
-        cumulative = np.cumsum(per_segment, axis=0, dtype=np.float64)
-        cumulative = np.concatenate([np.zeros_like(cumulative[:1]), cumulative])
-        length = (ends[rows] - starts[rows])[:, None, None]
-        vectors[rows] = (cumulative[ends[rows]] - cumulative[starts[rows]]) / length
-    segments.close()
+    with segments:
+        for track_id, rows in clips.groupby("track_id", sort=False).indices.items():
+            track = np.asarray(segments.open(track_id), dtype=np.float32)
+            per_segment = np.einsum("gl,sld->sgd", layer_weights, track)
+            if vectors is None:
+                vectors = np.zeros((len(clips), *per_segment.shape[1:]), dtype=np.float32)
+            cumulative = np.cumsum(per_segment, axis=0, dtype=np.float64)
+            cumulative = np.concatenate([np.zeros_like(cumulative[:1]), cumulative])
+            length = (ends[rows] - starts[rows])[:, None, None]
+            vectors[rows] = (cumulative[ends[rows]] - cumulative[starts[rows]]) / length
     if vectors is None:
         return np.zeros((0, len(layer_weights), 0), dtype=np.float32)
     return vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12)

@@ -1,5 +1,6 @@
 """Torch models of expressive similarity: layer routing, the oracle scorer, losses, training."""
 
+from expressive_retrieval.models.encoder import EncoderConfig, SegmentEncoder, segment_statistics
 from expressive_retrieval.models.losses import (
     AspectRegressionLoss,
     DistillationLoss,
@@ -7,7 +8,7 @@ from expressive_retrieval.models.losses import (
     ProxyPredictionLoss,
     RoutingPriorLoss,
 )
-from expressive_retrieval.models.oracle import OracleConfig, OracleScorer, segment_statistics
+from expressive_retrieval.models.oracle import OracleConfig, OracleScorer
 from expressive_retrieval.models.projection import ProjectionConfig, ProjectionHead
 from expressive_retrieval.models.routing import AspectLinear, LayerRouting
 from expressive_retrieval.models.serialization import state_dict_for_safetensors
@@ -28,6 +29,7 @@ __all__ = [
     "AspectLinear",
     "AspectRegressionLoss",
     "DistillationLoss",
+    "EncoderConfig",
     "LayerRouting",
     "ListwiseData",
     "ListwiseRankingLoss",
@@ -38,6 +40,7 @@ __all__ = [
     "ProjectionTrainParams",
     "ProxyPredictionLoss",
     "RoutingPriorLoss",
+    "SegmentEncoder",
     "TrainParams",
     "evaluate_ndcg",
     "fit_oracle",

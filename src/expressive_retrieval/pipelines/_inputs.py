@@ -63,16 +63,16 @@ def train_on_lists(
     """
     aspects = model.config.aspects
     started = time.perf_counter()
-    model, history = fit(
-        model,
-        listwise_data(pairs, clips, aspects, "train"),
-        listwise_data(pairs, clips, aspects, "val"),
-        clip_loader(segments, clips),
-        supervision,
-        train_params,
-        progress=params.get("progress", True),
-    )
-    segments.close()
+    with segments:
+        model, history = fit(
+            model,
+            listwise_data(pairs, clips, aspects, "train"),
+            listwise_data(pairs, clips, aspects, "val"),
+            clip_loader(segments, clips),
+            supervision,
+            train_params,
+            progress=params.get("progress", True),
+        )
     metadata = {
         "seed": train_params.seed,
         "dataset_version": dataset_version["dataset_version"],

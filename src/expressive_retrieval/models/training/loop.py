@@ -1,8 +1,9 @@
 """Deterministic CPU training on ranked lists (docs/design.md, "Models"): the generic loop.
 
 ``run_epochs`` does seeding, optimiser, early stopping on validation nDCG@10, progress,
-per-epoch logging and history; ``training.oracle`` and ``training.projection`` supply their
-model's batches and losses. The list helpers here serve both.
+per-epoch logging and history; ``fit_lists`` is the template around it that
+``training.oracle`` and ``training.projection`` fill in with their model's batch step and
+list scores. The list helpers here serve both.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from expressive_retrieval.evaluation.metrics import ranking_metrics
+from expressive_retrieval.models.encoder import SegmentEncoder
 
 logger = logging.getLogger(__name__)
 
@@ -298,3 +300,36 @@ def batch_positions(
     cand_pos = np.zeros_like(cands)
     cand_pos[valid] = inverse[len(queries) :]
     return rows, inverse[: len(queries)], cand_pos
+
+
+def fit_lists(
+    model: SegmentEncoder,
+    train: ListwiseData,
+    val: ListwiseData,
+    load_clips: LoadClips,
+    params: TrainParams,
+    step: Callable[[np.ndarray], dict[str, Tensor]],
+    list_scores: Callable[[ListwiseData], np.ndarray],
+    progress: bool = True,
+    desc: str = "training",
+) -> list[dict]:
+    """The template both trainers fill in with their ``step`` and ``list_scores``.
+
+    Checks the lists, fits the model's input standardisation on a seeded sample of the
+    training clips, then runs ``run_epochs`` over batches of lists, early-stopping on the
+    validation nDCG@10 of ``list_scores(val)`` (``[Q, C]`` scores of each list).
+
+    Returns:
+        The per-epoch history; the model is trained in place (best epoch restored).
+    """
+    check_lists(train, val, model.num_aspects)
+    model.set_input_statistics(*sample_input_statistics(load_clips, train.clip_indices(), params))
+    return run_epochs(
+        model,
+        params,
+        list_batches(len(train.query_index), params.batch_queries),
+        step,
+        lambda: ndcg_at_10(list_scores(val), val),
+        progress=progress,
+        desc=desc,
+    )

@@ -10,22 +10,20 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from expressive_retrieval.models.encoder import as_float_tensor
 from expressive_retrieval.models.losses import (
     AspectRegressionLoss,
     ListwiseRankingLoss,
     ProxyPredictionLoss,
 )
-from expressive_retrieval.models.oracle import OracleScorer, as_float_tensor
+from expressive_retrieval.models.oracle import OracleScorer
 from expressive_retrieval.models.training.loop import (
     ListwiseData,
     LoadClips,
     TrainParams,
     batch_positions,
-    check_lists,
-    list_batches,
+    fit_lists,
     ndcg_at_10,
-    run_epochs,
-    sample_input_statistics,
 )
 
 
@@ -103,8 +101,6 @@ def fit_oracle(
     Returns:
         The model (best epoch restored) and the per-epoch history.
     """
-    check_lists(train, val, model.num_aspects)
-    train_rows = train.clip_indices()
     num_features = sum(model.config.proxy_counts)
     proxies = None
     if clip_proxy_features is not None and num_features:
@@ -113,8 +109,7 @@ def fit_oracle(
                 f"clip_proxy_features must be [Nclips, {num_features}] (sum of "
                 f"num_proxy_features), got {clip_proxy_features.shape}"
             )
-        proxies = torch.from_numpy(_standardise(clip_proxy_features, train_rows))
-    model.set_input_statistics(*sample_input_statistics(load_clips, train_rows, params))
+        proxies = torch.from_numpy(_standardise(clip_proxy_features, train.clip_indices()))
     ranking_loss, aspect_loss, proxy_loss = (
         ListwiseRankingLoss(params.temperature),
         AspectRegressionLoss(),
@@ -139,13 +134,10 @@ def fit_oracle(
         )
         return losses
 
-    history = run_epochs(
-        model,
-        params,
-        list_batches(len(train.query_index), params.batch_queries),
-        step,
-        lambda: evaluate_ndcg(model, val, load_clips),
-        progress=progress,
-        desc="oracle",
+    def list_scores(data: ListwiseData) -> np.ndarray:
+        return oracle_list_scores(model, data, load_clips)
+
+    history = fit_lists(
+        model, train, val, load_clips, params, step, list_scores, progress, desc="oracle"
     )
     return model, history

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from expressive_retrieval.models.encoder import as_float_tensor
 from expressive_retrieval.models.losses import (
     AspectRegressionLoss,
     DistillationLoss,
@@ -20,18 +21,13 @@ from expressive_retrieval.models.losses import (
     RoutingPriorLoss,
 )
 from expressive_retrieval.models.losses.distillation_loss import DISTILLATION_KINDS
-from expressive_retrieval.models.oracle import as_float_tensor
 from expressive_retrieval.models.projection import ProjectionHead
 from expressive_retrieval.models.training.loop import (
     ListwiseData,
     LoadClips,
     TrainParams,
     batch_positions,
-    check_lists,
-    list_batches,
-    ndcg_at_10,
-    run_epochs,
-    sample_input_statistics,
+    fit_lists,
 )
 
 
@@ -125,7 +121,6 @@ def fit_projection(
     Returns:
         The head (best epoch restored) and the per-epoch history.
     """
-    check_lists(train, val, head.num_aspects)
     distil = teacher_train is not None and params.loss_weights.get("distillation", 0.0) != 0
     if distil:
         teacher_train = np.asarray(teacher_train, dtype=np.float32)
@@ -137,7 +132,6 @@ def fit_projection(
         if not np.isfinite(teacher_train[train.valid]).all():
             raise ValueError("teacher_train scores of valid candidates must be finite")
         teacher = torch.from_numpy(np.where(train.valid, teacher_train, 0.0))
-    head.set_input_statistics(*sample_input_statistics(load_clips, train.clip_indices(), params))
     ranking_loss = ListwiseRankingLoss(params.temperature)
     aspect_loss, routing_loss = AspectRegressionLoss(), RoutingPriorLoss()
     distillation_loss = DistillationLoss(params.distillation, params.temperature)
@@ -159,13 +153,10 @@ def fit_projection(
             losses["distillation"] = distillation_loss(total, teacher[lists], mask)
         return losses
 
-    history = run_epochs(
-        head,
-        params,
-        list_batches(len(train.query_index), params.batch_queries),
-        step,
-        lambda: ndcg_at_10(projection_list_scores(head, val, load_clips), val),
-        progress=progress,
-        desc="projection",
+    def list_scores(data: ListwiseData) -> np.ndarray:
+        return projection_list_scores(head, data, load_clips)
+
+    history = fit_lists(
+        head, train, val, load_clips, params, step, list_scores, progress, desc="projection"
     )
     return head, history

@@ -23,11 +23,8 @@ from expressive_retrieval.audio.extraction import (
 )
 from expressive_retrieval.audio.proxies import PROXY_COLUMNS
 from expressive_retrieval.audio.recordings import REQUIRED_COLUMNS, check_recordings
-from expressive_retrieval.data.contract import (
-    DISCOVERY_SCHEMA_VERSION,
-    InputContractError,
-    Violation,
-)
+from expressive_retrieval.data.contract import InputContractError, Violation
+from expressive_retrieval.data.contract.discovery import DISCOVERY_SCHEMA_VERSION
 from expressive_retrieval.vectors.integrity import sha256_file
 
 logger = logging.getLogger(__name__)

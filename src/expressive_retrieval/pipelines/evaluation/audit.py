@@ -151,9 +151,9 @@ def make_audit_kit(
     digest.update(pool[["query", "candidate"]].to_numpy().tobytes())
     kit_id = digest.hexdigest()[:12]
     table = kit_table(pool, view.clip_ids, view.clip_ids, audit["seed"], kit_id)
-    for side in ("query", "candidate"):
-        table = table.join(_clip_times(table, side, clips, tracks, segments))
-    segments.close()
+    with segments:
+        for side in ("query", "candidate"):
+            table = table.join(_clip_times(table, side, clips, tracks, segments))
     table["rater"], table["grade"] = "", ""
     key = table[["kit_id", "item_id", "query_clip_id", "candidate_clip_id"]].join(
         table[["query", "candidate"]]

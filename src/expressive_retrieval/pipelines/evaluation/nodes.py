@@ -198,10 +198,10 @@ def score_projections(
     head = ProjectionHead.from_state(
         ProjectionConfig.from_dict(projection_ablation_config), projection_ablation_model
     ).eval()
-    plain = head.embed_numpy(
-        segments.clips(clip_refs(view_clips(clips, view))), batch_size=params["chunk_size"]
-    )
-    segments.close()
+    with segments:
+        plain = head.embed_numpy(
+            segments.clips(clip_refs(view_clips(clips, view))), batch_size=params["chunk_size"]
+        )
     embed_seconds = time.perf_counter() - started
     systems = {}
     for name, vectors, seconds in (
