@@ -13,6 +13,7 @@ from expressive_retrieval.evaluation.gates import report_digest
 from expressive_retrieval.evaluation.metrics import RUN_DEPTH
 from expressive_retrieval.evaluation.retrieval import TASKS
 from expressive_retrieval.pipelines.evaluation.nodes import SYSTEMS
+from expressive_retrieval.pipelines.export.nodes import _check_extraction
 from expressive_retrieval.serving.bundle import FILES, FOLDERS, MANIFEST_FILE
 from tests.pipelines.test_evaluation import LENIENT, overridden
 
@@ -184,3 +185,10 @@ def test_export_waits_for_a_verdict_on_the_report_it_bundles(exported) -> None:
         assert _bundles(exported) == before
     finally:
         exported.catalog().save("evaluation_report", good)
+
+
+def test_an_extraction_of_other_embeddings_is_refused() -> None:
+    config = {"num_layers": 13, "dim": 768}
+    _check_extraction({"L": 13, "D": 768}, config)
+    with pytest.raises(ValueError, match="extraction records L, D = \\(25, 1024\\)"):
+        _check_extraction({"L": 25, "D": 1024}, config)
