@@ -120,7 +120,7 @@ def per_query_metrics(
     assert (relevance[valid] >= 0).all(), "relevance grades must be >= 0"
     assert all(1 <= k <= RUN_DEPTH for k in ks), ks
     order = _id_desc_order(ids)
-    cut = np.asarray(ks) - 1
+    cut = np.asarray(ks, dtype=np.int64) - 1  # empty when a split is too small for any K
     discount = 1.0 / np.log2(np.arange(2, NDCG_CUTOFF + 2))
     num_queries = scores.shape[0]
     recall = np.zeros((num_queries, len(ks)))
