@@ -10,10 +10,10 @@ from expressive_retrieval.evaluation.metrics import (
     RUN_DEPTH,
     per_query_metrics,
     rank_candidates,
-    recall_cutoffs,
     ranking_metrics,
     read_qrels,
     read_run,
+    recall_cutoffs,
     write_qrels,
     write_run,
 )
