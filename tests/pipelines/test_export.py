@@ -12,7 +12,7 @@ from expressive_retrieval.metrics import RUN_DEPTH
 from expressive_retrieval.pipelines.evaluation.nodes import SYSTEMS
 from expressive_retrieval.retrieval_eval import TASKS
 from expressive_retrieval.segments import clip_refs
-from expressive_retrieval.serving.bundle import FILES, FOLDERS, MANIFEST_FILE
+from expressive_retrieval.serving.bundle import FILES, FOLDERS, MANIFEST_FILE, README_FILE
 from tests.pipelines.test_evaluation import LENIENT, overridden
 
 SYSTEM = "projection_distilled_ann"
@@ -47,7 +47,7 @@ def test_the_bundle_has_exactly_the_designed_layout(exported) -> None:
     )
     assert {"evaluation/audit/audit_kit.csv", "evaluation/audit/audit_kit.html"} <= kit
     evaluation |= kit
-    assert found == set(FILES.values()) | evaluation | {MANIFEST_FILE}
+    assert found == set(FILES.values()) | evaluation | {MANIFEST_FILE, README_FILE}
     manifest = exported.load("artifact_bundle").manifest
     assert manifest["bundle_version"] == bundle.name
     assert manifest["dataset_version"] == exported.load("dataset_version")["dataset_version"]

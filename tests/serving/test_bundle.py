@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 from pathlib import Path
@@ -15,7 +16,7 @@ from expressive_retrieval.datasets import BundleDataset
 from expressive_retrieval.integrity import sha256_file
 from expressive_retrieval.pipelines.export.nodes import assemble_bundle
 from expressive_retrieval.serving import BundleIntegrityError, load_bundle, verify_bundle
-from expressive_retrieval.serving.bundle import FILES, MANIFEST_FILE
+from expressive_retrieval.serving.bundle import FILES, MANIFEST_FILE, README_FILE, readme_text
 
 INDEX = FILES["index"]
 WEIGHTS = FILES["projection_model"]
@@ -26,9 +27,12 @@ def _manifest(folder: Path) -> dict:
 
 
 def _rewrite_manifest(folder: Path, edit) -> None:
+    """Edit the manifest and reseal its README, as a careful tamperer would."""
     manifest = _manifest(folder)
     edit(manifest)
     (folder / MANIFEST_FILE).write_text(json.dumps(manifest))
+    with contextlib.suppress(KeyError):  # a manifest lacking fields has no README
+        (folder / README_FILE).write_text(readme_text(manifest))
 
 
 def test_manifest_lists_every_file_with_size_and_sha256(tiny_bundle) -> None:
@@ -36,7 +40,7 @@ def test_manifest_lists_every_file_with_size_and_sha256(tiny_bundle) -> None:
     on_disk = sorted(
         p.relative_to(tiny_bundle.path).as_posix()
         for p in tiny_bundle.path.rglob("*")
-        if p.is_file() and p.name != MANIFEST_FILE
+        if p.is_file() and p.name not in {MANIFEST_FILE, README_FILE}
     )
     assert [entry["path"] for entry in manifest["files"]] == on_disk
     for entry in manifest["files"]:
@@ -132,13 +136,14 @@ def test_a_swapped_index_is_refused_even_with_a_consistent_manifest(bundle_copy:
         (lambda folder: (folder / MANIFEST_FILE).write_text("{not json"), "not valid JSON"),
         (
             lambda folder: _rewrite_manifest(folder, lambda m: m.pop("dataset_version")),
-            r"mistyped keys \['dataset_version'\]",
+            r"field \$ = .*'dataset_version' is a required property",
         ),
         (
             lambda folder: _rewrite_manifest(
-                folder, lambda m: m["files"].append({"path": "../x", "bytes": 1, "sha256": "0"})
+                folder,
+                lambda m: m["files"].append({"path": "../x", "bytes": 1, "sha256": "0" * 64}),
             ),
-            "not a relative path",
+            r'field \$\.files\[\d+\]\.path = "\.\./x" breaks the manifest schema \(pattern',
         ),
         (
             lambda folder: _rewrite_manifest(
@@ -154,12 +159,22 @@ def test_a_malformed_manifest_is_refused(bundle_copy: Path, damage, message: str
         load_bundle(bundle_copy, verify=False)
 
 
-def test_without_verify_the_files_are_trusted(bundle_copy: Path) -> None:
-    report = bundle_copy / "evaluation/report.html"
-    report.write_text("<html>edited</html>")
+def test_a_flipped_byte_is_refused_only_with_verify(bundle_copy: Path) -> None:
+    _flip_byte(
+        bundle_copy / FILES["clip_vectors"],
+        (bundle_copy / FILES["clip_vectors"]).stat().st_size - 3,
+    )
     assert load_bundle(bundle_copy, verify=False).index.ntotal > 0
-    with pytest.raises(BundleIntegrityError):
+    with pytest.raises(BundleIntegrityError, match=r"clip_vectors\.npy: sha256 .*altered"):
         load_bundle(bundle_copy)
+
+
+@pytest.mark.parametrize("target", [INDEX, FILES["clip_vectors"], FILES["clip_ids"], WEIGHTS])
+def test_a_truncated_file_is_refused_without_verify(bundle_copy: Path, target: str) -> None:
+    path = bundle_copy / target
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(BundleIntegrityError, match=rf"{target}: \d+ bytes, .* \(truncated\)"):
+        load_bundle(bundle_copy, verify=False)
 
 
 def test_a_bundle_is_never_overwritten(tiny_bundle, tmp_path: Path) -> None:

@@ -167,9 +167,9 @@ def test_malformed_queries_are_refused(retriever, query, message) -> None:
         ({"k": 0}, "k must be a positive integer"),
         ({"k": "3"}, "k must be a positive integer"),
         ({"weights": {"tempo": 1.0, "loudness": 1.0}}, r"unknown aspects \['loudness'\]"),
-        ({"weights": [1.0, -1.0, 1.0]}, "non-negative"),
-        ({"weights": [0.0, 0.0, 0.0]}, "all zero"),
-        ({"weights": [1.0, 1.0]}, "shape"),
+        ({"weights": [1.0, -1.0, 1.0]}, "weight of aspect 'dynamics' is -1.0"),
+        ({"weights": [0.0, 0.0, 0.0]}, "all aspect weights are zero"),
+        ({"weights": [1.0, 1.0]}, "weights must be 3 numbers"),
         ({"exclude_tracks": "track_01"}, "not a string"),
     ],
 )

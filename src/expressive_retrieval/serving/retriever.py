@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
+import os
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import faiss
 import numpy as np
 import pyarrow.parquet as pq
 from safetensors.numpy import load_file
@@ -26,7 +29,7 @@ from expressive_retrieval.serving.bundle import (
     FILES,
     PROJECTION,
     BundleIntegrityError,
-    read_manifest,
+    bundle_sha256,
     verify_bundle,
 )
 from expressive_retrieval.serving.head import NumpyProjectionHead
@@ -34,6 +37,7 @@ from expressive_retrieval.track_scores import aggregate_to_tracks
 
 Weights = Mapping[str, float] | Sequence[float] | np.ndarray | None
 UNIT_TOLERANCE = 1e-3  # a ready query vector's sub-vectors must have norm 1 ± this
+EMBED_UNIT_MIN = 0.5  # an embedded sub-vector shorter than this (an overflow) is refused
 EMBED_CHUNK = 32  # clips embedded per numpy pass
 TRACK_DEPTH_FACTOR = 4  # clip hits fetched per wanted track (× track_scoring.k), then ×4
 TRACK_MAX_DEPTH = 4096  # clip hits a track search deepens to at most
@@ -55,20 +59,45 @@ class Hit:
     segment_end: int | None = None
 
 
-def load_bundle(path: str | Path, verify: bool = True) -> Retriever:
-    """Open the bundle folder ``path`` for search.
+def load_bundle(
+    path: str | os.PathLike[str],
+    verify: bool = True,
+    expected_sha256: str | None = None,
+    latest: bool = False,
+    cache_dir: str | os.PathLike[str] | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+) -> Retriever:
+    """Open a bundle for search: a local folder, or an fsspec URL (``s3://bucket/prefix/
+    <version>``, or the prefix with ``latest=True``) fetched into a local cache.
 
     Args:
-        path: ``data/09_export/<bundle_version>`` (or a copy of it).
-        verify: check the manifest and every file's size and sha256 before reading
-            anything else (seconds for a million clips); ``False`` trusts the files.
+        path: ``data/09_export/<bundle_version>`` (or a copy of it), or a URL.
+        verify: check every file's sha256 before reading anything (seconds for a million
+            clips). ``False`` still checks the manifest's schema, ``README.md``, that
+            every listed file is present with its recorded size and no other file is
+            there, and the arrays' shapes and dtypes; it skips only content hashing.
+        expected_sha256: refuse any bundle whose ``bundle_sha256`` differs (pinning).
+        latest: ``path`` is a publication prefix; load the bundle its ``LATEST`` names.
+        cache_dir: where URLs are cached (default ``$EXPRESSIVE_RETRIEVAL_CACHE`` or
+            ``~/.cache/expressive_retrieval/bundles``), one folder per ``bundle_sha256``.
+        storage_options: passed to fsspec for URLs (credentials come from the standard
+            AWS chain, never from here or the bundle, unless you pass them).
 
     Raises:
-        BundleIntegrityError: a file is missing, unlisted, truncated or altered, or the
-            manifest, model config, index and ids disagree.
+        BundleIntegrityError: a file is missing, unlisted, truncated or altered, the
+            manifest breaks its schema or is not the pinned one, or the manifest, model
+            config, index and ids disagree.
     """
-    folder = Path(path)
-    manifest = verify_bundle(folder) if verify else read_manifest(folder)
+    text = os.fspath(path)
+    if "://" in text:
+        from expressive_retrieval.serving.remote import fetch_bundle
+
+        folder = fetch_bundle(text, latest, expected_sha256, cache_dir, storage_options)
+    elif latest:
+        raise ValueError("latest=True applies to a publication URL, not a local folder")
+    else:
+        folder = Path(text)
+    manifest = verify_bundle(folder, content=verify, expected_sha256=expected_sha256)
     return Retriever(folder, manifest)
 
 
@@ -87,6 +116,8 @@ class Retriever:
 
     def __init__(self, folder: Path, manifest: dict[str, Any]) -> None:
         self.folder, self.manifest = Path(folder), manifest
+        self.bundle_sha256: str = bundle_sha256(manifest)
+        self.release: str = manifest["release"]
         config = json.loads((folder / FILES["projection_config"]).read_text())
         self.head = NumpyProjectionHead(config, load_file(folder / FILES["projection_model"]))
         self.aspects: list[str] = list(config["aspects"])
@@ -98,15 +129,19 @@ class Retriever:
             "how": serving["track_scoring"]["how"],
             "k": int(serving["track_scoring"]["k"]),
         }
-        # Checksums verified, FAISS reads the index only if it is also the one its own
-        # manifest describes (FAISS does not validate its input).
+        # Sizes (and checksums) checked, FAISS reads the index only if it is also the one
+        # its own manifest describes (FAISS does not validate its input).
         self._check_index(read_manifest_of_index(folder / PROJECTION))
         self.index, _ = read_index(folder / PROJECTION, verify=False)
-        if self.index.d != self.head.vector_dim:
-            raise self._fail(f"index dim {self.index.d} != model vector dim {self.head.vector_dim}")
-        self.clip_vectors = np.load(
-            folder / FILES["clip_vectors"], mmap_mode="r", allow_pickle=False
-        )
+        expected = (self.head.vector_dim, serving["index"]["ntotal"])
+        if (self.index.d, self.index.ntotal) != expected:
+            raise self._fail(
+                f"{FILES['index']} holds {self.index.ntotal} vectors of dim {self.index.d}, "
+                f"the manifest and model say {expected[1]} of dim {expected[0]}"
+            )
+        self._exact_index = isinstance(self.index, faiss.IndexFlat)
+        self.clip_vectors = self._array_file("clip_vectors")
+        self._track_vectors = self._array_file("track_vectors")
         columns = ["clip_id", "track_id", "segment_start", "segment_end", "split"]
         table = pq.ParquetFile(folder / FILES["clip_ids"]).read(columns=columns)
         self.clip_ids = np.asarray(table["clip_id"].to_pylist(), dtype=object)
@@ -129,18 +164,34 @@ class Retriever:
     def _fail(self, what: str) -> BundleIntegrityError:
         return BundleIntegrityError(f"{self.folder}: {what}")
 
+    def _array_file(self, name: str) -> np.ndarray:
+        """A bundled ``.npy`` as a read-only memory map (its header checked by numpy)."""
+        try:
+            return np.load(self.folder / FILES[name], mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError) as error:
+            raise self._fail(f"{FILES[name]}: not a readable .npy array ({error})") from error
+
     def _check_manifest(self, config: dict[str, Any]) -> None:
-        recorded = (self.manifest["L"], self.manifest["D"], self.manifest["aspects"])
-        if recorded != (config["num_layers"], config["dim"], self.aspects):
-            raise self._fail(
-                f"manifest.json records L, D, aspects = {recorded}, {FILES['projection_config']} "
-                f"{(config['num_layers'], config['dim'], self.aspects)}"
-            )
         serving = self.manifest["serving"]
-        if not isinstance(serving.get("clip_hop_segments"), int) or not isinstance(
-            serving.get("track_scoring"), dict
-        ):
-            raise self._fail("manifest.json: serving lacks clip_hop_segments or track_scoring")
+        recorded = (
+            self.manifest["L"],
+            self.manifest["D"],
+            self.manifest["aspects"],
+            serving["clip_segments"],
+            serving["vector_dim"],
+        )
+        actual = (
+            config["num_layers"],
+            config["dim"],
+            self.aspects,
+            self.head.clip_segments,
+            self.head.vector_dim,
+        )
+        if recorded != actual:
+            raise self._fail(
+                "manifest.json records L, D, aspects, clip_segments, vector_dim = "
+                f"{recorded}, {FILES['projection_config']} {actual}"
+            )
 
     def _check_index(self, index_manifest: dict[str, Any]) -> None:
         listed = {entry["path"]: entry["sha256"] for entry in self.manifest["files"]}
@@ -151,11 +202,16 @@ class Retriever:
 
     def _check_rows(self) -> None:
         rows, dim = self.index.ntotal, self.head.vector_dim
-        if self.clip_vectors.shape != (rows, dim) or self.clip_vectors.dtype != np.float32:
-            raise self._fail(
-                f"{FILES['clip_vectors']} is {self.clip_vectors.dtype} {self.clip_vectors.shape}, "
-                f"the index holds {rows} float32 vectors of dim {dim}"
-            )
+        arrays = {
+            "clip_vectors": (self.clip_vectors, (rows, dim)),
+            "track_vectors": (self._track_vectors, (len(self.track_ids), dim)),
+        }
+        for name, (array, shape) in arrays.items():
+            if array.shape != shape or array.dtype != np.float32:
+                raise self._fail(
+                    f"{FILES[name]} is {array.dtype} {list(array.shape)}, expected float32 "
+                    f"{list(shape)} (the index's {rows} clips, {len(self.track_ids)} tracks)"
+                )
         if len(self.clip_ids) != rows:
             raise self._fail(f"{FILES['clip_ids']} has {len(self.clip_ids)} rows, the index {rows}")
 
@@ -166,7 +222,10 @@ class Retriever:
         return self.head.vector_dim
 
     def _array(self, query: Any, what: str) -> np.ndarray:
-        array = np.asarray(query)
+        try:
+            array = np.asarray(query)
+        except (TypeError, ValueError) as error:
+            raise QueryError(f"{what} is not a numeric array ({error})") from None
         if array.dtype.kind != "f":
             raise QueryError(f"{what} must be a float16/32/64 array, got dtype {array.dtype}")
         if not np.isfinite(array).all():
@@ -209,9 +268,16 @@ class Retriever:
         vectors = np.concatenate(
             [self.head.embed(clips[i : i + EMBED_CHUNK]) for i in range(0, len(clips), EMBED_CHUNK)]
         )
-        if len(owner) == len(windows):
-            return vectors
-        return track_vectors(vectors, owner, len(windows), len(self.aspects))
+        if len(owner) != len(windows):
+            vectors = track_vectors(vectors, owner, len(windows), len(self.aspects))
+        norms = np.linalg.norm(vectors.reshape(len(windows), len(self.aspects), -1), axis=2)
+        bad = np.flatnonzero(~(norms >= EMBED_UNIT_MIN).all(axis=1))  # NaN fails too
+        if bad.size:
+            raise QueryError(
+                f"query {int(bad[0])}: its embedding is not finite (the segments' magnitudes "
+                "overflow the projection head); real embeddings never reach this"
+            )
+        return vectors
 
     def embed(self, segments: np.ndarray) -> np.ndarray:
         """The unweighted vector ``[vector_dim]`` of one query's segments (``embed_batch``)."""
@@ -219,8 +285,12 @@ class Retriever:
 
     def _query_vectors(self, queries: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
         """``[Q, vector_dim]`` from ready vectors and/or segments, each query checked."""
-        if isinstance(queries, np.ndarray) and queries.ndim == 2:
+        if isinstance(queries, np.ndarray) and queries.ndim in (2, 4):
             queries = list(queries)
+        if not isinstance(queries, Sequence) or isinstance(queries, str | bytes):
+            raise QueryError(
+                f"queries must be a list of queries or a [Q, ...] array, got {type(queries)}"
+            )
         out = np.empty((len(queries), self.vector_dim), dtype=np.float32)
         is_vector = [np.ndim(q) == 1 for q in queries]
         segments = [q for q, flat in zip(queries, is_vector, strict=True) if not flat]
@@ -245,16 +315,30 @@ class Retriever:
         return vector
 
     def _weights(self, weights: Weights) -> np.ndarray:
-        """Aspect weights ``[A]``: defaults, a list in aspect order, or ``{aspect: w}``
-        (aspects not named weigh 0)."""
+        """Checked aspect weights ``[A]``: defaults, a list in aspect order, or
+        ``{aspect: w}`` (aspects not named weigh 0); finite, non-negative, not all zero."""
         if weights is None:
             return self.default_weights
         if isinstance(weights, Mapping):
-            unknown = sorted(set(weights) - set(self.aspects))
+            unknown = sorted(set(weights) - set(self.aspects), key=repr)
             if unknown:
                 raise QueryError(f"unknown aspects {unknown}; this bundle has {self.aspects}")
-            weights = [float(weights.get(a, 0.0)) for a in self.aspects]
-        return np.asarray(weights, dtype=np.float64)
+            weights = [weights.get(a, 0.0) for a in self.aspects]
+        values = list(weights) if isinstance(weights, Sequence | np.ndarray) else [weights]
+        if len(values) != len(self.aspects) or not all(
+            isinstance(w, numbers.Real) and not isinstance(w, bool) for w in values
+        ):
+            raise QueryError(
+                f"weights must be {len(self.aspects)} numbers in aspect order {self.aspects} "
+                f"or {{aspect: weight}}, got {weights!r}"
+            )
+        w = np.asarray(values, dtype=np.float64)
+        for name, value in zip(self.aspects, w, strict=True):
+            if not np.isfinite(value) or value < 0:
+                raise QueryError(f"weight of aspect {name!r} is {value}; weights are finite, >= 0")
+        if not w.sum() > 0:
+            raise QueryError(f"all aspect weights are zero; weigh one of {self.aspects}")
+        return w
 
     def _weighted(
         self,
@@ -263,8 +347,6 @@ class Retriever:
         k: int,
     ) -> np.ndarray:
         """Weighted query vectors ``[Q, vector_dim]``; ``weights`` for all or one per query."""
-        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
-            raise QueryError(f"k must be a positive integer, got {k!r}")
         vectors = self._query_vectors(queries)
         per_query = isinstance(weights, np.ndarray) and weights.ndim == 2
         per_query |= isinstance(weights, list | tuple) and any(
@@ -275,10 +357,9 @@ class Retriever:
         rows = (
             np.stack([self._weights(w) for w in weights]) if per_query else self._weights(weights)
         )
-        try:
-            return weight_query_vectors(vectors, rows, len(self.aspects))
-        except ValueError as error:
-            raise QueryError(str(error)) from error
+        if not len(vectors):
+            return vectors
+        return weight_query_vectors(vectors, rows, len(self.aspects))
 
     # ---- filtering and clip hits --------------------------------------------------------------
     def _filters(
@@ -286,11 +367,11 @@ class Retriever:
     ) -> list[np.ndarray]:
         """Per query, the codes of the tracks it excludes (unknown track ids are ignored)."""
         excluded = exclude_tracks if exclude_tracks is not None else [()] * count
-        if isinstance(excluded, str) or len(excluded) != count:
+        if not isinstance(excluded, Sequence) or isinstance(excluded, str) or len(excluded) != count:
             raise QueryError(
                 f"exclude_tracks needs one collection of track ids per query ({count})"
             )
-        if any(isinstance(tracks, str) for tracks in excluded):
+        if any(isinstance(t, str) or not isinstance(t, Collection) for t in excluded):
             raise QueryError("each exclude_tracks entry is a collection of track ids, not a string")
         return [
             np.asarray(
@@ -300,10 +381,17 @@ class Retriever:
         ]
 
     def _wanted(self, splits: Collection[str] | None) -> np.ndarray | None:
+        """Codes of the wanted splits; unknown names and an empty filter are refused."""
         if splits is None:
             return None
-        if isinstance(splits, str):
-            raise QueryError("splits is a collection of split names, not a string")
+        if isinstance(splits, str) or not isinstance(splits, Collection):
+            raise QueryError(f"splits is a collection of split names, got {splits!r}")
+        known = set(self.splits.tolist())
+        unknown = sorted(repr(name) for name in splits if name not in known)
+        if unknown or not splits:
+            raise QueryError(
+                f"unknown splits {unknown or '(none given)'}; this bundle has {sorted(known)}"
+            )
         return np.flatnonzero(np.isin(self.splits, list(splits)))
 
     def _keep(self, rows: np.ndarray, codes: np.ndarray, wanted: np.ndarray | None) -> np.ndarray:
@@ -353,10 +441,24 @@ class Retriever:
         k: int,
         exclude_tracks: Sequence[Collection[str]] | None,
         splits: Collection[str] | None,
-    ) -> tuple[np.ndarray, list[np.ndarray], np.ndarray | None]:
-        """Checked weighted query vectors, excluded track codes, wanted split codes."""
-        vectors = self._weighted(queries, weights, k)
-        return vectors, self._filters(exclude_tracks, len(vectors)), self._wanted(splits)
+        most: int,
+    ) -> tuple[np.ndarray, int, list[np.ndarray], np.ndarray | None]:
+        """Checked weighted query vectors, ``k`` clipped to ``most``, excluded track codes
+        and wanted split codes. Any malformed argument raises ``QueryError``."""
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
+            raise QueryError(f"k must be a positive integer, got {k!r}")
+        try:
+            vectors = self._weighted(queries, weights, k)
+            return (
+                vectors,
+                min(int(k), most),
+                self._filters(exclude_tracks, len(vectors)),
+                self._wanted(splits),
+            )
+        except QueryError:
+            raise
+        except (TypeError, ValueError) as error:  # e.g. unhashable filter entries
+            raise QueryError(f"malformed query arguments: {error}") from error
 
     def _clip_hits(self, rows: np.ndarray, scores: np.ndarray) -> list[Hit]:
         order = _ordered(self.clip_ids[rows], scores)
@@ -386,7 +488,9 @@ class Retriever:
         ``weights`` applies to every query, or gives one entry per query (a list of
         mappings/lists, or ``[Q, A]``); ``exclude_tracks`` has one collection per query.
         """
-        vectors, codes, wanted = self._prepare(queries, weights, k, exclude_tracks, splits)
+        vectors, k, codes, wanted = self._prepare(
+            queries, weights, k, exclude_tracks, splits, self.index.ntotal
+        )
         hits = self._allowed_hits(vectors, k, codes, wanted)
         return [self._clip_hits(rows, scores) for rows, scores, _ in hits]
 
@@ -441,13 +545,14 @@ class Retriever:
         hits: tuple[np.ndarray, np.ndarray, bool],
         depth: int,
     ) -> list[Hit]:
-        """The ``k`` best tracks, from clip ``hits`` found at ``depth`` (deepened as needed).
+        """The ``k`` best tracks, from clip ``hits`` found at ``depth``.
 
         A track scores at most its best clip. Candidate tracks are scored exactly in the
         order of their best hit, until the next one's best hit cannot reach the k-th best
-        score; the search deepens while a track without a hit could still enter the top
-        ``k`` (the k-th best is below the last hit's score), up to ``TRACK_MAX_DEPTH``
-        clip hits.
+        score. With an exact index the search deepens while a track without a hit could
+        still enter the top ``k`` (the k-th best is below the last hit's score), up to
+        ``TRACK_MAX_DEPTH`` clip hits; an ANN index is approximate anyway, so its one
+        search of ``depth`` hits gives the candidates.
         """
         exact: dict[int, float] = {}
         while True:
@@ -468,7 +573,8 @@ class Retriever:
                     )
                 if len(exact) >= k:
                     kth = np.partition(np.fromiter(exact.values(), float), -k)[-k]
-            if not more or kth >= scores[-1] or depth >= TRACK_MAX_DEPTH:
+            deepen = self._exact_index and more and depth < TRACK_MAX_DEPTH
+            if not deepen or kth >= scores[-1]:
                 break
             depth *= TRACK_DEPTH_FACTOR
             hits = self._allowed_hits(vector[None], depth, [codes], wanted)[0]
@@ -487,10 +593,23 @@ class Retriever:
         weights: Weights | Sequence[Weights] = None,
         exclude_tracks: Sequence[Collection[str]] | None = None,
         splits: Collection[str] | None = None,
+        candidates: int | None = None,
     ) -> list[list[Hit]]:
-        """The ``k`` best tracks for each query (arguments as ``search_clips_batch``)."""
-        vectors, codes, wanted = self._prepare(queries, weights, k, exclude_tracks, splits)
+        """The ``k`` best tracks for each query (arguments as ``search_clips_batch`` and
+        ``search_tracks``)."""
+        vectors, k, codes, wanted = self._prepare(
+            queries, weights, k, exclude_tracks, splits, len(self.track_ids)
+        )
         depth = TRACK_DEPTH_FACTOR * k * self.track_scoring["k"]
+        if candidates is not None:
+            if (
+                isinstance(candidates, bool)
+                or not isinstance(candidates, numbers.Integral)
+                or candidates < 1
+            ):
+                raise QueryError(f"candidates must be a positive integer, got {candidates!r}")
+            depth = int(candidates)
+        depth = max(1, min(depth, self.index.ntotal))
         hits = self._allowed_hits(vectors, depth, codes, wanted)
         return [
             self._track_hits(vector, k, c, wanted, h, depth)
@@ -504,16 +623,22 @@ class Retriever:
         weights: Weights = None,
         exclude_tracks: Collection[str] = (),
         splits: Collection[str] | None = None,
+        candidates: int | None = None,
     ) -> list[Hit]:
         """The ``k`` tracks most similar to ``query``, best first (arguments as ``search_clips``).
 
         A track scores as evaluation scores it: the bundle's ``track_scoring`` (by default
         the mean of its 2 best clips) over its clips' weighted cosines. Candidate tracks
-        come from the clip index and are scored exactly from all their clip vectors; the
-        search deepens until no unseen track can enter the top ``k``, or to
-        ``TRACK_MAX_DEPTH`` clip hits (then the top ``k`` of the tracks found so far).
+        are the tracks of the best ``candidates`` clip hits (default
+        ``TRACK_DEPTH_FACTOR · k · track_scoring.k``), each scored exactly from all its
+        clip vectors. With an exact (Flat) index the search then deepens until no unseen
+        track can enter the top ``k`` (or to ``TRACK_MAX_DEPTH`` clip hits), so it equals
+        scoring every track; with an ANN index one search gives the candidates (more
+        ``candidates``: higher recall, slower).
         """
-        return self.search_tracks_batch([query], k, [weights], [exclude_tracks], splits)[0]
+        return self.search_tracks_batch(
+            [query], k, [weights], [exclude_tracks], splits, candidates
+        )[0]
 
 
 __all__ = ["Hit", "QueryError", "Retriever", "load_bundle"]

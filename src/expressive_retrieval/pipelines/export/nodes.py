@@ -23,7 +23,13 @@ import safetensors.torch
 import torch
 
 from expressive_retrieval.index import VECTORS_CONTENT, manifest_text, vectors_digest
-from expressive_retrieval.serving.bundle import EVALUATION, FILES, FOLDERS, BundleContents
+from expressive_retrieval.serving.bundle import (
+    EVALUATION,
+    FILES,
+    FOLDERS,
+    BundleContents,
+    release_of,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -211,6 +217,7 @@ def assemble_bundle(
         "L": projection_config["num_layers"],
         "D": projection_config["dim"],
         "aspects": list(projection_config["aspects"]),
+        "release": release_of(gates),
         "evaluation_gates": gates,
         "serving": {
             "clip_segments": projection_config["clip_segments"],
