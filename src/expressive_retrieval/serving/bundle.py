@@ -77,6 +77,7 @@ FOLDERS = {
     "audit_kit": f"{EVALUATION}/audit",
 }
 
+
 class BundleIntegrityError(IntegrityError):
     """A bundle is incomplete, altered or inconsistent; the message names the file."""
 
@@ -102,7 +103,6 @@ def _relative(path: str) -> PurePosixPath:
     if relative.is_absolute() or not relative.parts or ".." in relative.parts:
         raise BundleIntegrityError(f"bundle path {path!r} is not a relative path inside it")
     return relative
-
 
 
 def release_of(gates: Mapping[str, str]) -> str:
@@ -173,7 +173,7 @@ def readme_text(manifest: Mapping[str, Any]) -> str:
         f"- dataset_version: {manifest['dataset_version']}\n"
         f"- evaluation gates: {gates or 'none'}\n"
         f"- created_at: {manifest['created_at']}, git_commit: {manifest['git_commit']}\n\n"
-        "Pin it: `load_bundle(path, expected_sha256=\"<bundle_sha256>\")` or\n"
+        'Pin it: `load_bundle(path, expected_sha256="<bundle_sha256>")` or\n'
         "`expressive-retrieval verify <path> --expect-sha256 <bundle_sha256>`.\n"
         "This file is derived from manifest.json and checked against it on load.\n"
     )

@@ -94,7 +94,7 @@ def load_bundle(
 
         folder = fetch_bundle(text, latest, expected_sha256, cache_dir, storage_options)
     elif latest:
-        raise ValueError("latest=True applies to a publication URL, not a local folder")
+        raise BundleIntegrityError(f"{text}: latest=True needs a publication URL, not a folder")
     else:
         folder = Path(text)
     manifest = verify_bundle(folder, content=verify, expected_sha256=expected_sha256)
@@ -367,7 +367,11 @@ class Retriever:
     ) -> list[np.ndarray]:
         """Per query, the codes of the tracks it excludes (unknown track ids are ignored)."""
         excluded = exclude_tracks if exclude_tracks is not None else [()] * count
-        if not isinstance(excluded, Sequence) or isinstance(excluded, str) or len(excluded) != count:
+        if (
+            not isinstance(excluded, Sequence)
+            or isinstance(excluded, str)
+            or len(excluded) != count
+        ):
             raise QueryError(
                 f"exclude_tracks needs one collection of track ids per query ({count})"
             )

@@ -30,6 +30,8 @@ from expressive_retrieval.serving.bundle import (
     BundleContents,
     release_of,
 )
+from expressive_retrieval.serving.remote import publish_bundle
+from expressive_retrieval.serving.retriever import Retriever
 
 logger = logging.getLogger(__name__)
 
@@ -237,3 +239,28 @@ def assemble_bundle(
         sum(len(extra) for extra in evaluation),
     )
     return BundleContents(files, metadata)
+
+
+def publish_bundle_node(bundle: Retriever, params: dict[str, Any]) -> dict[str, str] | None:
+    """Publish the verified bundle to ``params["publish_to"]`` (an fsspec URL) if set.
+
+    A ``rejected`` bundle (bundled although a gate failed) is never published.
+
+    Returns:
+        Where it landed (``url``, ``bundle_version``, ``bundle_sha256``), or None when
+        nothing was published.
+    """
+    url = params.get("publish_to")
+    version = bundle.manifest["bundle_version"]
+    if not url:
+        logger.info("Bundle %s not published (export.publish_to is null)", version)
+        return None
+    if bundle.release == "rejected":
+        logger.warning(
+            "Bundle %s failed evaluation gates %s: not published to %s",
+            version,
+            bundle.manifest["evaluation_gates"],
+            url,
+        )
+        return None
+    return publish_bundle(bundle.folder, url)

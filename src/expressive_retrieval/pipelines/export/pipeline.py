@@ -1,8 +1,9 @@
-"""``export``: every artifact of the run → one verified bundle folder (DESIGN §7)."""
+"""``export``: every artifact of the run → one verified bundle folder, then (with
+``export.publish_to``) published to object storage (DESIGN §7)."""
 
 from kedro.pipeline import Node, Pipeline
 
-from .nodes import assemble_bundle
+from .nodes import assemble_bundle, publish_bundle_node
 
 ARTIFACTS = [
     "clips",
@@ -42,6 +43,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 },
                 "artifact_bundle",
                 name="assemble_bundle_node",
-            )
+            ),
+            Node(
+                publish_bundle_node,
+                {"bundle": "artifact_bundle", "params": "params:export"},
+                None,
+                name="publish_bundle_node",
+            ),
         ]
     )
