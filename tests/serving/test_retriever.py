@@ -170,7 +170,7 @@ def test_malformed_queries_are_refused(retriever, query, message) -> None:
         ({"weights": [1.0, -1.0, 1.0]}, "weight of aspect 'dynamics' is -1.0"),
         ({"weights": [0.0, 0.0, 0.0]}, "all aspect weights are zero"),
         ({"weights": [1.0, 1.0]}, "weights must be 3 numbers"),
-        ({"exclude_tracks": "track_01"}, "not a string"),
+        ({"exclude_tracks": "track_01"}, "collection of track ids"),
     ],
 )
 def test_malformed_arguments_are_refused(tiny_bundle, retriever, kwargs, message) -> None:

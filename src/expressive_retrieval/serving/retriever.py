@@ -265,9 +265,13 @@ class Retriever:
         owner = np.repeat(np.arange(len(windows)), [len(w) for w in windows])
         clips = np.concatenate(windows)
         # Chunks bound the intermediates' memory (a chunk of MERT-95M clips is ~10 MB).
-        vectors = np.concatenate(
-            [self.head.embed(clips[i : i + EMBED_CHUNK]) for i in range(0, len(clips), EMBED_CHUNK)]
-        )
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is refused below
+            vectors = np.concatenate(
+                [
+                    self.head.embed(clips[i : i + EMBED_CHUNK])
+                    for i in range(0, len(clips), EMBED_CHUNK)
+                ]
+            )
         if len(owner) != len(windows):
             vectors = track_vectors(vectors, owner, len(windows), len(self.aspects))
         norms = np.linalg.norm(vectors.reshape(len(windows), len(self.aspects), -1), axis=2)
@@ -375,8 +379,13 @@ class Retriever:
             raise QueryError(
                 f"exclude_tracks needs one collection of track ids per query ({count})"
             )
-        if any(isinstance(t, str) or not isinstance(t, Collection) for t in excluded):
-            raise QueryError("each exclude_tracks entry is a collection of track ids, not a string")
+        if any(
+            isinstance(tracks, str)
+            or not isinstance(tracks, Collection)
+            or not all(isinstance(t, str) for t in tracks)
+            for tracks in excluded
+        ):
+            raise QueryError("each exclude_tracks entry is a collection of track ids (strings)")
         return [
             np.asarray(
                 [self._track_code[t] for t in tracks if t in self._track_code], dtype=np.int64
