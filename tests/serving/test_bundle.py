@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
+import os
 import shutil
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import faiss
+import jsonschema
 import numpy as np
 import pytest
 from kedro.io import DatasetError, Version
@@ -16,7 +22,17 @@ from expressive_retrieval.datasets import BundleDataset
 from expressive_retrieval.integrity import sha256_file
 from expressive_retrieval.pipelines.export.nodes import assemble_bundle
 from expressive_retrieval.serving import BundleIntegrityError, load_bundle, verify_bundle
-from expressive_retrieval.serving.bundle import FILES, MANIFEST_FILE, README_FILE, readme_text
+from expressive_retrieval.serving.bundle import (
+    FILES,
+    MANIFEST_FILE,
+    README_FILE,
+    bundle_sha256,
+    manifest_schema,
+    readme_text,
+    release_of,
+    remove_stale_partials,
+    try_lock,
+)
 
 INDEX = FILES["index"]
 WEIGHTS = FILES["projection_model"]
@@ -222,3 +238,118 @@ def test_export_refuses_artifacts_that_do_not_belong_together(tiny_bundle) -> No
 def test_a_copied_bundle_verifies_anywhere(tiny_bundle, tmp_path: Path) -> None:
     copy = Path(shutil.copytree(tiny_bundle.path, tmp_path / "elsewhere"))
     assert verify_bundle(copy)["bundle_version"] == tiny_bundle.path.name
+
+
+def test_bundle_sha256_pins_the_bundle_and_the_readme_shows_it(bundle_copy: Path) -> None:
+    manifest = verify_bundle(bundle_copy)
+    digest = bundle_sha256(manifest)
+    assert f"bundle_sha256: `{digest}`" in (bundle_copy / README_FILE).read_text()
+    assert load_bundle(bundle_copy, expected_sha256=digest).bundle_sha256 == digest
+    with pytest.raises(BundleIntegrityError, match=f"bundle_sha256 is {digest}, expected 0+"):
+        load_bundle(bundle_copy, verify=False, expected_sha256="0" * 64)
+    # Any edit of the manifest is another bundle, even one that keeps the files valid.
+    _rewrite_manifest(bundle_copy, lambda m: m.update(created_at="2030-01-01T00:00:00+00:00"))
+    assert bundle_sha256(verify_bundle(bundle_copy)) != digest
+    with pytest.raises(BundleIntegrityError, match="expected"):
+        load_bundle(bundle_copy, expected_sha256=digest)
+    (bundle_copy / README_FILE).write_text("# edited\n")
+    with pytest.raises(BundleIntegrityError, match=r"README\.md: missing or does not match"):
+        load_bundle(bundle_copy, verify=False)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        (("serving", "clip_hop_segments"), 0, r"\$\.serving\.clip_hop_segments = 0 .*minimum: 1"),
+        (("serving", "track_scoring", "k"), 2.5, r"track_scoring\.k = 2\.5 .*type: \"integer\""),
+        (("L",), True, r"\$\.L = true .*type"),
+        (("release",), "shipped", r"\$\.release = \"shipped\" .*enum"),
+        (("files", 0, "sha256"), "xyz", r"\$\.files\[0\]\.sha256 = \"xyz\" .*pattern"),
+        (("files", 0, "bytes"), -1, r"\$\.files\[0\]\.bytes = -1 .*minimum: 0"),
+        (("aspects",), [], r"\$\.aspects = \[\] .*minItems"),
+        (("surprise",), 1, r"'surprise' was unexpected"),
+    ],
+)
+def test_every_manifest_field_is_checked_against_the_schema(
+    bundle_copy: Path, field: tuple, value, message: str
+) -> None:
+    def edit(manifest: dict) -> None:
+        target = manifest
+        for key in field[:-1]:
+            target = target[key]
+        target[field[-1]] = value
+
+    _rewrite_manifest(bundle_copy, edit)
+    with pytest.raises(BundleIntegrityError, match=message):
+        load_bundle(bundle_copy, verify=False)
+
+
+def test_the_shipped_schema_is_valid_and_names_every_written_field(tiny_bundle) -> None:
+    schema = manifest_schema()
+    jsonschema.validators.validator_for(schema).check_schema(schema)
+    assert set(schema["required"]) == set(_manifest(tiny_bundle.path))
+
+
+@pytest.mark.parametrize(
+    ("gates", "release"),
+    [
+        ({"ranking": "passed", "audit": "passed"}, "approved"),
+        ({"ranking": "passed", "audit": "pending"}, "candidate"),
+        ({"ranking": "failed", "audit": "pending"}, "rejected"),
+        ({}, "candidate"),
+    ],
+)
+def test_the_release_follows_the_gates(tiny_bundle, gates: dict, release: str) -> None:
+    assert release_of(gates) == release
+    artifacts = dict(tiny_bundle.artifacts)
+    artifacts["evaluation_report"] = {
+        **artifacts["evaluation_report"],
+        "gates": {gate: {"status": status, "detail": "x"} for gate, status in gates.items()},
+    }
+    artifacts["params"] = {"allow_failed_gates": True}
+    assert assemble_bundle(**artifacts).metadata["release"] == release
+
+
+def test_a_stale_partial_of_a_killed_export_is_removed_by_the_next(
+    tiny_bundle, tmp_path: Path, caplog
+) -> None:
+    root = tmp_path / "export"
+    script = f"""
+import json, time
+from pathlib import Path
+from expressive_retrieval.serving.bundle import BundleContents, write_bundle
+source = Path({str(tiny_bundle.path)!r})
+manifest = json.loads((source / "manifest.json").read_text())
+files = {{e["path"]: (source / e["path"]).read_bytes() for e in manifest["files"]}}
+metadata = {{k: v for k, v in manifest.items() if k not in ("files", "schema_version", "bundle_version")}}
+
+class Slow(dict):  # hangs after a few files, so that the kill lands mid-write
+    def items(self):
+        for i, item in enumerate(super().items()):
+            if i == 5:
+                print("writing", flush=True)
+                time.sleep(120)
+            yield item
+
+write_bundle(Path({str(root)!r}), "v1", BundleContents(Slow(files), metadata), check=print)
+"""
+    writer = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert writer.stdout.readline().strip() == "writing"
+    os.kill(writer.pid, signal.SIGKILL)
+    writer.wait(10)
+    (stale,) = root.glob(".v1.*.partial")
+    assert len(list(stale.rglob("*.*"))) == 5  # half a bundle
+    live = root / ".other.0.partial"  # a concurrent export's: locked, so kept
+    live.mkdir()
+    lock = try_lock(live)
+    caplog.set_level(logging.WARNING)
+    try:
+        BundleDataset(path=str(root), version=Version(None, "v1")).save(
+            assemble_bundle(**tiny_bundle.artifacts)
+        )
+    finally:
+        os.close(lock)
+    assert f"Removed {stale}" in caplog.text
+    assert sorted(p.name for p in root.iterdir()) == [live.name, "v1"]
+    verify_bundle(root / "v1")
+    assert remove_stale_partials(root) == [live]  # once its writer is gone

@@ -99,7 +99,7 @@ def test_a_second_load_is_served_from_the_cache(tiny_bundle, prefix: str, tmp_pa
     url = publish_bundle(tiny_bundle.path, prefix)["url"]
     first = load_bundle(url, cache_dir=tmp_path / "cache")
     _fs().rm(f"{url.removeprefix('s3://')}/{FILES['clip_vectors']}")  # gone from the server
-    with pytest.raises(BundleIntegrityError, match="clip_vectors.npy: listed but missing"):
+    with pytest.raises(BundleIntegrityError, match=r"clip_vectors\.npy: listed but missing"):
         load_bundle(url, cache_dir=tmp_path / "elsewhere")
     again = load_bundle(url, cache_dir=tmp_path / "cache")
     assert again.folder == first.folder and again.bundle_sha256 == first.bundle_sha256
@@ -139,7 +139,7 @@ def test_an_interrupted_publish_is_never_seen_as_a_bundle(
         publish_bundle(second_bundle, prefix)
     monkeypatch.undo()
     assert _fs().exists(f"{prefix}/{second_bundle.name}/{FILES['index']}")  # files landed...
-    with pytest.raises(BundleIntegrityError, match="no manifest.json there"):
+    with pytest.raises(BundleIntegrityError, match=r"no manifest\.json there"):
         load_bundle(f"{prefix}/{second_bundle.name}", cache_dir=tmp_path)  # ...no bundle
     latest = load_bundle(prefix, latest=True, cache_dir=tmp_path)
     assert latest.manifest["bundle_version"] == tiny_bundle.path.name  # LATEST did not move

@@ -308,7 +308,7 @@ def _write(path: Path, content: Content) -> None:
         faiss.write_index(content, str(path))
 
 
-def _try_lock(folder: Path) -> int | None:
+def try_lock(folder: Path) -> int | None:
     """An fd holding an exclusive ``flock`` on ``folder``, or None if another process
     holds it. The kernel drops the lock when its holder dies, even by SIGKILL."""
     fd = os.open(folder, os.O_RDONLY)
@@ -327,7 +327,7 @@ def remove_stale_partials(root: Path) -> list[Path]:
     for folder in sorted(Path(root).glob(f".*{PARTIAL_SUFFIX}")):
         if not folder.is_dir() or folder.is_symlink():
             continue
-        fd = _try_lock(folder)
+        fd = try_lock(folder)
         if fd is None:
             continue
         try:
@@ -348,7 +348,7 @@ def staging_folder(root: Path, name: str) -> Iterator[Path]:
     remove_stale_partials(root)
     # Locked under a name the stale sweep ignores, then renamed (the lock stays with it).
     fresh = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".new", dir=root))
-    fd = _try_lock(fresh)
+    fd = try_lock(fresh)
     assert fd is not None, "a folder made just now is locked by nobody else"
     staging = fresh.rename(root / f".{name}.{uuid.uuid4().hex}{PARTIAL_SUFFIX}")
     try:

@@ -17,6 +17,7 @@ read back and verified.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -196,9 +197,7 @@ def fetch_bundle(
             verify_bundle(staging, content=True, expected_sha256=digest)
         except BundleIntegrityError as error:
             raise BundleIntegrityError(f"{url}: refused ({error})") from error
-        try:
+        with contextlib.suppress(FileExistsError):  # another process cached it meanwhile
             rename_into_place(staging, entry)
-        except FileExistsError:  # another process cached it meanwhile
-            pass
     logger.info("Cached bundle %s from %s in %s", manifest["bundle_version"], url, entry)
     return entry
