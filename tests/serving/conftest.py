@@ -20,6 +20,7 @@ import pytest
 import torch
 from kedro.io import Version
 
+from benchmarks.s3_server import SeaweedS3
 from expressive_retrieval.datasets import BundleDataset, FaissIndexDataset
 from expressive_retrieval.models import ProjectionConfig, ProjectionHead
 from expressive_retrieval.models.serialization import state_dict_for_safetensors
@@ -29,7 +30,6 @@ from expressive_retrieval.pipelines.projection_retriever.nodes import (
     build_clip_index,
     make_track_vectors,
 )
-from tests.serving.s3_server import SeaweedS3
 
 LAYERS, DIM, ASPECTS = 5, 32, ["tempo", "dynamics", "articulation"]
 CLIP_SEGMENTS, HOP, TRACKS = 4, 2, 30

