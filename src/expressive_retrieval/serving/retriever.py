@@ -144,7 +144,8 @@ class Retriever:
         # Sizes (and checksums) checked, FAISS reads the index only if it is also the one
         # its own manifest describes (FAISS does not validate its input).
         self._check_index(read_manifest_of_index(folder / PROJECTION))
-        self.index, _ = read_index(folder / PROJECTION, verify=False)
+        # Memory-mapped: a bundle never changes, and a 1M-clip index opens in ~0.1 s.
+        self.index, _ = read_index(folder / PROJECTION, verify=False, mmap=True)
         expected = (self.head.vector_dim, serving["index"]["ntotal"])
         if (self.index.d, self.index.ntotal) != expected:
             raise self._fail(
