@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 STARTUP_S = 60.0
-STOP_S = 10.0
+STOP_S = 3.0  # weed's graceful stop can hang on a filer; its data is a temp folder
 # Every listener ``weed server -s3`` opens gets a port of its own (gRPC ports would
 # otherwise default to http port + 10000, which may be taken).
 PORTS = (

@@ -74,7 +74,7 @@ def test_the_bundle_embeds_clips_as_the_pipeline_did(exported) -> None:
     retriever = exported.load("artifact_bundle")
     clips = exported.load("clips").iloc[::40]
     segments = exported.load("segments").clips(clip_refs(clips))
-    rows = [list(retriever.clip_ids).index(c) for c in clips["clip_id"]]
+    rows = [retriever.clip_ids.to_pylist().index(c) for c in clips["clip_id"]]
     vectors = np.stack([retriever.embed(s) for s in segments])
     np.testing.assert_allclose(vectors, retriever.clip_vectors[rows], atol=1e-5)
 
@@ -96,7 +96,7 @@ def test_the_bundle_answers_test_queries_like_its_run_file(exported, task: str) 
     retriever = exported.load("artifact_bundle")
     run = _run_file(bundle, task)
     queries = sorted(run)
-    rows = {c: i for i, c in enumerate(retriever.clip_ids)}
+    rows = {c: i for i, c in enumerate(retriever.clip_ids.to_pylist())}
     track_of = exported.load("clips").set_index("clip_id")["track_id"]
     own = [[track_of[q]] for q in queries]
     vectors = np.asarray(retriever.clip_vectors)[[rows[q] for q in queries]]
