@@ -360,7 +360,6 @@ class Retriever:
         self,
         queries: Sequence[np.ndarray] | np.ndarray,
         weights: Weights | Sequence[Weights],
-        k: int,
     ) -> np.ndarray:
         """Weighted query vectors ``[Q, vector_dim]``; ``weights`` for all or one per query."""
         vectors = self._query_vectors(queries)
@@ -473,7 +472,7 @@ class Retriever:
         if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
             raise QueryError(f"k must be a positive integer, got {k!r}")
         try:
-            vectors = self._weighted(queries, weights, k)
+            vectors = self._weighted(queries, weights)
             return (
                 vectors,
                 min(int(k), most),
