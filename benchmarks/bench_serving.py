@@ -42,7 +42,7 @@ SEGMENTS = REPO / "data" / "01_raw" / "segments"
 ANN = {"factory": "IVF2048,PQ80x4fs,RFlat", "search_params": {"nprobe": 256, "k_factor_rf": 32}}
 MILLION, CLIPS_PER_TRACK, TRAIN_SIZE = 1_000_000, 20, 100_000
 QUERIES, BATCH, K, THREADS = 300, 256, 10, 2
-RECALL_QUERIES, CANDIDATES = 100, (None, 200, 400, 800)
+RECALL_QUERIES, CANDIDATES = 100, (None, 200, 400, 800, 1600)
 THREAD_COUNTS, THREAD_QUERIES = (1, 2, 4, 8), 400
 TARGET_LOAD_S, TARGET_CLIP_P99_MS, TARGET_TRACK_P99_MS, TARGET_TRACK_RECALL = 2.0, 2.0, 5.0, 0.95
 TARGET_MILLION_LOAD_S = {"verify_false": 0.5, "verify_true": 2.2}
@@ -124,7 +124,7 @@ def query_costs(bundle: str, queries_from: str) -> dict[str, Any]:
     out: dict[str, Any] = {"queries": len(queries), "k": K}
     for kind, search in (("clips", retriever.search_clips), ("tracks", retriever.search_tracks)):
         faiss.omp_set_num_threads(1)
-        search(queries[0], k=K)  # warm up
+        _warm(search, queries)
         times = []
         for query, w in zip(queries, weights, strict=True):
             started = time.perf_counter()
@@ -152,20 +152,30 @@ def _percentiles(seconds: list[float]) -> dict[str, float]:
     return {"p50": round(float(p50), 3), "p99": round(float(p99), 3)}
 
 
-def track_recall(bundle: str, queries_from: str) -> dict[str, Any]:
+def _warm(search: Any, queries: list[Any]) -> None:
+    """Answer every query once: the index's vectors are memory-mapped, and the first
+    queries after a load page them in (timed runs measure the steady state)."""
+    for query in queries:
+        search(query, k=K)
+
+
+def track_recall(bundle: str) -> dict[str, Any]:
     """Track search against exhaustive track scoring (every clip scored, aggregated per
-    track as the bundle's ``track_scoring``): recall@``K`` and single-thread latency
-    (embed excluded: the queries are embedded once) for each ``candidates`` setting."""
+    track as the bundle's ``track_scoring``): recall@``K`` and single-thread latency for
+    each ``candidates`` setting. Queries are held-out vectors drawn like the corpus
+    (``bench_ann``'s space, another seed): the default model's embeddings are not from
+    that synthetic space, so their best tracks would be near-ties."""
     import faiss
 
+    from benchmarks.bench_ann import aspect_space, aspect_vectors
     from expressive_retrieval.aspect_vectors import weight_query_vectors
     from expressive_retrieval.serving import load_bundle
     from expressive_retrieval.track_scores import aggregate_to_tracks
 
     faiss.omp_set_num_threads(1)
     retriever = load_bundle(bundle, verify=False)
-    segments = _query_segments(Path(queries_from))[:RECALL_QUERIES]
-    vectors = retriever.embed_batch(segments)
+    vectors = aspect_vectors(aspect_space(), RECALL_QUERIES, seed=7)
+    _warm(retriever.search_tracks, list(vectors))
     rng = np.random.default_rng(1)
     weights = rng.dirichlet(np.ones(len(retriever.aspects)), len(vectors))
     weighted = weight_query_vectors(vectors, weights, len(retriever.aspects))
@@ -207,10 +217,11 @@ def thread_throughput(bundle: str, queries_from: str) -> dict[str, Any]:
     out: dict[str, Any] = {"cpu_count": os.cpu_count(), "queries": len(queries)}
     for kind in ("clips", "tracks"):
         search = getattr(retriever, f"search_{kind}")
-        search(queries[0], k=K)  # warm up
+        _warm(search, queries)
         rates = {}
         for threads in THREAD_COUNTS:
-            with ThreadPoolExecutor(threads) as pool:
+            # OpenMP's thread count is per thread: set it in each worker too.
+            with ThreadPoolExecutor(threads, faiss.omp_set_num_threads, (1,)) as pool:
                 started = time.perf_counter()
                 list(pool.map(lambda q, s=search: s(q, k=K), queries))
                 rates[str(threads)] = round(len(queries) / (time.perf_counter() - started), 1)
@@ -326,7 +337,7 @@ def main() -> None:
             for verify in (False, True)
         }
         costs = measured("benchmarks.bench_serving:query_costs", bundle=big, queries_from=default)
-        recall = measured("benchmarks.bench_serving:track_recall", bundle=big, queries_from=default)
+        recall = measured("benchmarks.bench_serving:track_recall", bundle=big)
         threads = measured(
             "benchmarks.bench_serving:thread_throughput", bundle=big, queries_from=default
         )

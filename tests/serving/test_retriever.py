@@ -7,10 +7,15 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
+import faiss
 import numpy as np
 import pytest
+from kedro.io import Version
 
 from expressive_retrieval.aspect_vectors import weight_query_vectors
+from expressive_retrieval.datasets import BundleDataset, FaissIndexDataset
+from expressive_retrieval.pipelines.export.nodes import assemble_bundle
+from expressive_retrieval.pipelines.projection_retriever.nodes import build_clip_index
 from expressive_retrieval.serving import QueryError, Retriever, load_bundle
 from expressive_retrieval.track_scores import aggregate_to_tracks
 
@@ -198,3 +203,25 @@ print(json.dumps({{"clips": [h.id for h in clips], "tracks": len(tracks), "heavy
     result = json.loads(done.stdout)
     assert result["heavy"] == [] and result["tracks"] == 2
     assert result["clips"][0] == tiny_bundle.clips["clip_id"].iloc[3]
+
+
+def test_track_search_through_an_ann_index_rescores_its_candidates(tiny_bundle, tmp_path) -> None:
+    """With an IVF index the candidates come from one search (no deepening); probing every
+    list, with every clip a candidate, it still equals exhaustive track scoring."""
+    artifacts = dict(tiny_bundle.artifacts)
+    params = {"index": {"factory": "IVF2,Flat", "search_params": {"nprobe": 2}}}
+    index = FaissIndexDataset(filepath=str(tmp_path / "index"))
+    index.save(build_clip_index(artifacts["clip_vectors"], artifacts["clips"], params))
+    artifacts["clip_index"] = index.load()
+    BundleDataset(path=str(tmp_path / "export"), version=Version(None, "ivf")).save(
+        assemble_bundle(**artifacts)
+    )
+    ann = load_bundle(tmp_path / "export" / "ivf")
+    assert not isinstance(ann.index, faiss.IndexFlat)
+    query, weights = tiny_bundle.artifacts["clip_vectors"][40], [1.0, 0.5, 2.0]
+    expected = _exact_track_ranking(tiny_bundle, query, weights, [], None)[:5]
+    for candidates in (None, len(tiny_bundle.clips)):  # the default exceeds this corpus
+        hits = ann.search_tracks(query, k=5, weights=weights, candidates=candidates)
+        assert [h.id for h in hits] == [e[0] for e in expected]
+    few = ann.search_tracks(query, k=5, weights=weights, candidates=3)  # tracks of 3 hits
+    assert 1 <= len(few) <= 3 and few[0].id == expected[0][0]

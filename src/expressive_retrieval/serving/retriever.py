@@ -42,7 +42,8 @@ EMBED_UNIT_MIN = 0.5  # an embedded sub-vector shorter than this (an overflow) i
 EMBED_CHUNK = 32  # clips embedded per numpy pass
 TRACK_DEPTH_FACTOR = 4  # clip hits fetched per wanted track (× track_scoring.k), then ×4
 TRACK_MAX_DEPTH = 4096  # clip hits a track search deepens to at most
-TRACK_CHUNK = 16  # candidate tracks scored exactly per pass
+TRACK_ANN_CANDIDATES = 800  # clip hits whose tracks are re-scored, with an ANN index
+TRACK_CHUNK = 64  # candidate tracks scored exactly per pass
 
 
 class QueryError(ValueError):
@@ -550,11 +551,11 @@ class Retriever:
         self, vector: np.ndarray, tracks: np.ndarray, wanted: np.ndarray | None
     ) -> np.ndarray:
         """Exact ``track_scoring`` scores of ``tracks`` through all their (wanted) clips."""
-        spans = [
-            self._clips_of_track[self._track_start[t] : self._track_start[t + 1]] for t in tracks
-        ]
-        rows = np.concatenate(spans)
-        owner = np.repeat(np.arange(len(tracks)), [len(span) for span in spans])
+        sizes = self._track_size[tracks]
+        owner = np.repeat(np.arange(len(tracks)), sizes)
+        # Each track's clips are one run of _clips_of_track: gather all runs at once.
+        offsets = np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+        rows = self._clips_of_track[np.repeat(self._track_start[tracks], sizes) + offsets]
         if wanted is not None:
             keep = np.isin(self._split_of[rows], wanted)
             rows, owner = rows[keep], owner[keep]
@@ -626,6 +627,8 @@ class Retriever:
             queries, weights, k, exclude_tracks, splits, len(self.track_ids)
         )
         depth = TRACK_DEPTH_FACTOR * k * self.track_scoring["k"]
+        if not self._exact_index:
+            depth = max(depth, TRACK_ANN_CANDIDATES)
         if candidates is not None:
             if (
                 isinstance(candidates, bool)
@@ -655,7 +658,8 @@ class Retriever:
         A track scores as evaluation scores it: the bundle's ``track_scoring`` (by default
         the mean of its 2 best clips) over its clips' weighted cosines. Candidate tracks
         are the tracks of the best ``candidates`` clip hits (default
-        ``TRACK_DEPTH_FACTOR · k · track_scoring.k``), each scored exactly from all its
+        ``TRACK_DEPTH_FACTOR · k · track_scoring.k``, and at least
+        ``TRACK_ANN_CANDIDATES`` with an ANN index), each scored exactly from all its
         clip vectors. With an exact (Flat) index the search then deepens until no unseen
         track can enter the top ``k`` (or to ``TRACK_MAX_DEPTH`` clip hits), so it equals
         scoring every track; with an ANN index one search gives the candidates (more
