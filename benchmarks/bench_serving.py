@@ -221,7 +221,9 @@ def thread_throughput(bundle: str, queries_from: str) -> dict[str, Any]:
         rates = {}
         for threads in THREAD_COUNTS:
             # OpenMP's thread count is per thread: set it in each worker too.
-            with ThreadPoolExecutor(threads, faiss.omp_set_num_threads, (1,)) as pool:
+            with ThreadPoolExecutor(
+                threads, initializer=faiss.omp_set_num_threads, initargs=(1,)
+            ) as pool:
                 started = time.perf_counter()
                 list(pool.map(lambda q, s=search: s(q, k=K), queries))
                 rates[str(threads)] = round(len(queries) / (time.perf_counter() - started), 1)
