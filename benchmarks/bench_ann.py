@@ -22,7 +22,7 @@ import faiss
 import numpy as np
 
 from benchmarks.harness import measured, write_result
-from expressive_retrieval.index import apply_search_params, build_index, recall_at_k, search
+from expressive_retrieval.vectors.index import apply_search_params, build_index, recall_at_k, search
 
 ASPECTS, SUB_DIM = 5, 16
 DIM = ASPECTS * SUB_DIM

@@ -16,9 +16,9 @@ from pathlib import Path
 
 from benchmarks.harness import measured, write_result
 from benchmarks.scratch import ScratchProject
+from expressive_retrieval.evaluation.retrieval import TASKS
 
 SEEDS = (20261126, 1, 2)
-TASKS = ("clip_to_clip", "clip_to_track")
 SYSTEMS = ("projection_distilled", "projection", "oracle")
 
 

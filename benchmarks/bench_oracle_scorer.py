@@ -16,8 +16,8 @@ import torch
 
 from benchmarks.harness import measured, write_result
 from benchmarks.scratch import ScratchProject
+from expressive_retrieval.data.segments import clip_refs
 from expressive_retrieval.models import OracleConfig, OracleScorer
-from expressive_retrieval.segments import clip_refs
 
 
 def _throughput(project: ScratchProject, repeats: int = 3) -> dict[str, float]:

@@ -17,11 +17,11 @@ import yaml
 
 from benchmarks.harness import measured, write_result
 from benchmarks.scratch import REPO, ScratchProject
+from expressive_retrieval.data.segments import SegmentStore, clip_refs
 from expressive_retrieval.datasets import VectorsDataset
-from expressive_retrieval.index import build_index, search
 from expressive_retrieval.models import OracleConfig, OracleScorer, ProjectionConfig, ProjectionHead
 from expressive_retrieval.pipelines.projection_retriever.nodes import project_corpus
-from expressive_retrieval.segments import SegmentStore, clip_refs
+from expressive_retrieval.vectors.index import build_index, search
 
 DEFAULT_GROUPS = yaml.safe_load((REPO / "conf/base/parameters_synthetic_data.yml").read_text())[
     "synthetic_data"

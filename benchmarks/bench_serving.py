@@ -168,9 +168,9 @@ def track_recall(bundle: str) -> dict[str, Any]:
     import faiss
 
     from benchmarks.bench_ann import aspect_space, aspect_vectors
-    from expressive_retrieval.aspect_vectors import weight_query_vectors
     from expressive_retrieval.serving import load_bundle
-    from expressive_retrieval.track_scores import aggregate_to_tracks
+    from expressive_retrieval.vectors.aspects import weight_query_vectors
+    from expressive_retrieval.vectors.track_scores import aggregate_to_tracks
 
     faiss.omp_set_num_threads(1)
     retriever = load_bundle(bundle, verify=False)
@@ -273,9 +273,14 @@ def million_bundle(source: str, folder: str) -> dict[str, Any]:
     import pyarrow.parquet as pq
 
     from benchmarks.bench_ann import DIM, aspect_space, aspect_vectors
-    from expressive_retrieval.aspect_vectors import track_vectors
-    from expressive_retrieval.index import VECTORS_CONTENT, build_index, vectors_digest, write_index
     from expressive_retrieval.serving.bundle import FILES, MANIFEST_FILE, PROJECTION, write_manifest
+    from expressive_retrieval.vectors.aspects import track_vectors
+    from expressive_retrieval.vectors.index import (
+        VECTORS_CONTENT,
+        build_index,
+        vectors_digest,
+        write_index,
+    )
 
     target = Path(folder)
     shutil.copytree(source, target)

@@ -7,6 +7,7 @@ from pathlib import Path
 import yaml
 from kedro.framework.project import pipelines
 from kedro.framework.startup import bootstrap_project
+from kedro.io.catalog_config_resolver import DEFAULT_RUNTIME_PATTERN, CatalogConfigResolver
 
 REPO = Path(__file__).resolve().parents[1]
 LAYERS = [
@@ -54,11 +55,22 @@ def test_registry_has_every_pipeline_and_the_aggregates() -> None:
                     assert position[name] < i, (node.name, name)
 
 
+def _resolved_catalog() -> dict[str, dict]:
+    """Every dataset of the default pipeline as the catalog resolves it (factories included).
+
+    Free outputs resolve to Kedro's runtime default, an in-memory dataset without metadata.
+    """
+    config = yaml.safe_load((REPO / "conf/base/catalog.yml").read_text())
+    resolver = CatalogConfigResolver(config, default_runtime_patterns=DEFAULT_RUNTIME_PATTERN)
+    names = _registry()["__default__"].datasets()
+    return {n: resolver.resolve_pattern(n) for n in names if not n.startswith("params:")}
+
+
 def test_catalog_layers_never_flow_backwards() -> None:
-    catalog = yaml.safe_load((REPO / "conf/base/catalog.yml").read_text())
     layer = {
         name: LAYERS.index(entry["metadata"]["kedro-viz"]["layer"])
-        for name, entry in catalog.items()
+        for name, entry in _resolved_catalog().items()
+        if "metadata" in entry
     }
     for node in _registry()["__default__"].nodes:
         for source in node.inputs:
@@ -68,7 +80,6 @@ def test_catalog_layers_never_flow_backwards() -> None:
 
 
 def test_artifacts_are_versioned_and_telemetry_is_off() -> None:
-    catalog = yaml.safe_load((REPO / "conf/base/catalog.yml").read_text())
     raw = {
         "tracks",
         "segments",
@@ -78,7 +89,40 @@ def test_artifacts_are_versioned_and_telemetry_is_off() -> None:
         "previous_splits",
         "audit_judgements",  # returned by raters: an input folder, like the raw entries
     }
-    for name, entry in catalog.items():
+    persisted = {
+        name: entry
+        for name, entry in _resolved_catalog().items()
+        if not entry["type"].endswith("MemoryDataset")
+    }
+    assert {"oracle_model", "projection_ablation_config", "evaluation_training_plot"} <= set(
+        persisted
+    )
+    for name, entry in persisted.items():
         if name not in raw:
             assert entry.get("versioned") is True, name
     assert yaml.safe_load((REPO / ".telemetry").read_text()) == {"consent": False}
+
+
+def test_factories_resolve_the_fixed_names_and_nothing_else() -> None:
+    catalog = _resolved_catalog()
+    explicit = yaml.safe_load((REPO / "conf/base/catalog.yml").read_text())
+    expected = set()
+    for model in ("oracle", "projection", "projection_ablation"):
+        for kind, file in (
+            ("model", "model.safetensors"),
+            ("config", "config.json"),
+            ("training_metadata", "training_metadata.json"),
+        ):
+            assert catalog[f"{model}_{kind}"]["filepath"] == f"data/06_models/{model}/{file}"
+            expected.add(f"{model}_{kind}")
+    for figure in ("ranking", "faithfulness", "counterfactual", "training"):
+        entry = catalog[f"evaluation_{figure}_plot"]
+        assert entry["filepath"] == f"data/08_reporting/evaluation/plots/{figure}.png"
+        expected.add(f"evaluation_{figure}_plot")
+    # A factory must not catch an in-memory output by its name's ending (e.g. relevance_model).
+    from_factories = {
+        name
+        for name, entry in catalog.items()
+        if name not in explicit and not entry["type"].endswith("MemoryDataset")
+    }
+    assert from_factories == expected

@@ -1,4 +1,7 @@
-"""Project hooks: ``synthetic_data`` never overwrites inputs it did not write (DESIGN §8)."""
+"""Project hooks: ``synthetic_data`` never overwrites inputs it did not write.
+
+docs/design.md, "Synthetic default".
+"""
 
 from __future__ import annotations
 
@@ -9,10 +12,10 @@ from typing import Any
 
 from kedro.framework.hooks import hook_impl
 
-from expressive_retrieval.integrity import sha256_file
+from expressive_retrieval.data.contract import RAW_ENTRIES
+from expressive_retrieval.vectors.integrity import sha256_file
 
 GENERATOR_NODE = "generate_synthetic_catalogue_node"
-RAW_ENTRIES = ("tracks", "segments", "proxy_targets", "discovery")
 MARKER_NAME = ".synthetic_manifest.json"
 
 

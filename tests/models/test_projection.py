@@ -5,7 +5,6 @@ import pytest
 import torch
 from safetensors.torch import load, save
 
-from expressive_retrieval.aspect_vectors import track_vectors, weight_query_vectors
 from expressive_retrieval.models import (
     ProjectionConfig,
     ProjectionHead,
@@ -16,6 +15,7 @@ from expressive_retrieval.models import (
     state_dict_for_safetensors,
 )
 from expressive_retrieval.models.training import ListwiseData, ndcg_at_10
+from expressive_retrieval.vectors.aspects import track_vectors, weight_query_vectors
 from tests.models.test_training import _lists, _planted
 
 S, L, D, A, K = 4, 4, 16, 3, 5

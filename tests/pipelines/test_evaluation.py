@@ -17,8 +17,14 @@ import pytest
 import pytrec_eval
 
 from benchmarks.scratch import ScratchProject
-from expressive_retrieval.human_audit import parse_judgements
-from expressive_retrieval.metrics import format_qrels, format_run, parse_qrels, parse_run
+from expressive_retrieval.evaluation.audit.kit import parse_judgements
+from expressive_retrieval.evaluation.metrics import format_qrels, format_run, parse_qrels, parse_run
+from expressive_retrieval.evaluation.retrieval import (
+    TASKS,
+    SystemScores,
+    per_query_report,
+    scores_from_aspects,
+)
 from expressive_retrieval.pipelines.evaluation.nodes import (
     GATES,
     METRICS,
@@ -31,12 +37,6 @@ from expressive_retrieval.pipelines.evaluation.nodes import (
     score_frozen_baselines,
     score_oracle,
     score_projections,
-)
-from expressive_retrieval.retrieval_eval import (
-    TASKS,
-    SystemScores,
-    per_query_report,
-    scores_from_aspects,
 )
 
 TREC_MEASURES = {

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from expressive_retrieval.metrics import RUN_DEPTH
+from expressive_retrieval.data.segments import clip_refs
+from expressive_retrieval.evaluation.metrics import RUN_DEPTH
+from expressive_retrieval.evaluation.retrieval import TASKS
 from expressive_retrieval.pipelines.evaluation.nodes import SYSTEMS
-from expressive_retrieval.retrieval_eval import TASKS
-from expressive_retrieval.segments import clip_refs
 from expressive_retrieval.serving.bundle import FILES, FOLDERS, MANIFEST_FILE, README_FILE
 from tests.pipelines.test_evaluation import LENIENT, overridden
 

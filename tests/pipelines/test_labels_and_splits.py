@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from expressive_retrieval.contract import InputContractError
-from expressive_retrieval.splits import SplitError
+from expressive_retrieval.data.contract import InputContractError
+from expressive_retrieval.data.splits import SplitError
 
 REPO = Path(__file__).resolve().parents[2]
 LABEL_OUTPUTS = ("clips", "splits", "pairs", "triples", "clip_aspect_features", "dataset_version")

@@ -10,13 +10,13 @@ import torch
 from kedro.io import DatasetError
 
 from benchmarks.scratch import ScratchProject, deep_merge
+from expressive_retrieval.evaluation.retrieval import split_view
 from expressive_retrieval.models import OracleConfig, OracleScorer
 from expressive_retrieval.pipelines.oracle_scorer.nodes import (
     OracleRejected,
     gate_verdict,
     split_report,
 )
-from expressive_retrieval.retrieval_eval import split_view
 from tests.conftest import SMALL
 
 # Enough clips per split for stable metrics and a clearer signal than the default world,
@@ -83,9 +83,7 @@ def test_artifacts_reload_without_pickle(trained) -> None:
 
 def test_tampered_weights_are_refused(trained) -> None:
     (version,) = trained.versions("oracle_model")[-1:]
-    path = (
-        trained.data / "06_models/oracle_scorer/model.safetensors" / version / "model.safetensors"
-    )
+    path = trained.data / "06_models/oracle/model.safetensors" / version / "model.safetensors"
     original = path.read_bytes()
     tampered = bytearray(original)
     tampered[-5] ^= 0xFF

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from kedro.io import DatasetError
 
-from expressive_retrieval.aspect_vectors import weight_query_vectors
-from expressive_retrieval.index import search
+from expressive_retrieval.vectors.aspects import weight_query_vectors
+from expressive_retrieval.vectors.index import search
 
 
 def test_corpus_vectors_cover_every_clip(projected) -> None:

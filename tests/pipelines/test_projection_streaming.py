@@ -35,11 +35,11 @@ def _write_corpus(root: Path, num_tracks: int) -> None:
 
 def project_and_index(root: str) -> int:
     """Project every clip of ``root`` in chunks, write the vectors, build a Flat index."""
+    from expressive_retrieval.data.segments import SegmentStore
     from expressive_retrieval.datasets import VectorsDataset
-    from expressive_retrieval.index import build_index
     from expressive_retrieval.models import ProjectionConfig, ProjectionHead
     from expressive_retrieval.pipelines.projection_retriever.nodes import project_corpus
-    from expressive_retrieval.segments import SegmentStore
+    from expressive_retrieval.vectors.index import build_index
 
     aspects = ["tempo", "dynamics", "phrasing"]
     config = ProjectionConfig(

@@ -9,14 +9,14 @@ import pandas as pd
 import pytest
 import yaml
 
-from expressive_retrieval.hooks import SyntheticDataRefused, foreign_inputs
-from expressive_retrieval.metrics import ranking_metrics
-from expressive_retrieval.relevance import (
+from expressive_retrieval.data.relevance import (
     RelevanceModel,
     clip_features,
     fill_missing_proxies,
 )
-from expressive_retrieval.synthetic import SIGNAL_PREFIX, SyntheticConfig, generate_catalogue
+from expressive_retrieval.data.synthetic import SIGNAL_PREFIX, SyntheticConfig, generate_catalogue
+from expressive_retrieval.evaluation.metrics import ranking_metrics
+from expressive_retrieval.hooks import SyntheticDataRefused, foreign_inputs
 
 REPO = Path(__file__).resolve().parents[2]
 ASPECTS = yaml.safe_load((REPO / "conf/base/parameters.yml").read_text())["aspects"]

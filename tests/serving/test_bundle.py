@@ -19,7 +19,6 @@ import pytest
 from kedro.io import DatasetError, Version
 
 from expressive_retrieval.datasets import BundleDataset
-from expressive_retrieval.integrity import sha256_file
 from expressive_retrieval.pipelines.export.nodes import assemble_bundle
 from expressive_retrieval.serving import BundleIntegrityError, load_bundle, verify_bundle
 from expressive_retrieval.serving.bundle import (
@@ -33,6 +32,7 @@ from expressive_retrieval.serving.bundle import (
     remove_stale_partials,
     try_lock,
 )
+from expressive_retrieval.vectors.integrity import sha256_file
 
 INDEX = FILES["index"]
 WEIGHTS = FILES["projection_model"]
@@ -353,3 +353,10 @@ write_bundle(Path({str(root)!r}), "v1", BundleContents(Slow(files), metadata), c
     assert sorted(p.name for p in root.iterdir()) == [live.name, "v1"]
     verify_bundle(root / "v1")
     assert remove_stale_partials(root) == [live]  # once its writer is gone
+
+
+def test_the_bundle_preview_is_its_manifest_with_a_file_count(tiny_bundle) -> None:
+    preview = json.loads(BundleDataset(path=str(tiny_bundle.path.parent)).preview())
+    manifest = json.loads((tiny_bundle.path / MANIFEST_FILE).read_text())
+    assert preview["num_files"] == len(manifest["files"]) and "files" not in preview
+    assert preview["bundle_version"] == manifest["bundle_version"] == tiny_bundle.path.name

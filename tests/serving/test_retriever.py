@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 from kedro.io import Version
 
-from expressive_retrieval.aspect_vectors import weight_query_vectors
 from expressive_retrieval.datasets import BundleDataset, FaissIndexDataset
 from expressive_retrieval.pipelines.export.nodes import assemble_bundle
 from expressive_retrieval.pipelines.projection_retriever.nodes import build_clip_index
 from expressive_retrieval.serving import QueryError, Retriever, load_bundle
-from expressive_retrieval.track_scores import aggregate_to_tracks
+from expressive_retrieval.vectors.aspects import weight_query_vectors
+from expressive_retrieval.vectors.track_scores import aggregate_to_tracks
 
 
 @pytest.fixture(scope="module")

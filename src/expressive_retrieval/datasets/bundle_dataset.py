@@ -1,7 +1,11 @@
-"""The artifact bundle ``<path>/<bundle_version>/`` (DESIGN §7): written whole or not at all."""
+"""The artifact bundle ``<path>/<bundle_version>/``, written whole or not at all.
+
+Its layout is the contract of docs/design.md, "Bundle".
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import subprocess
 from datetime import UTC, datetime
@@ -10,10 +14,11 @@ from typing import Any
 
 from kedro.io import AbstractDataset, Version
 from kedro.io.core import DatasetError, generate_timestamp
+from kedro_datasets._typing import JSONPreview
 
 import expressive_retrieval
 from expressive_retrieval.serving import Retriever, load_bundle
-from expressive_retrieval.serving.bundle import BundleContents, write_bundle
+from expressive_retrieval.serving.bundle import BundleContents, read_manifest, write_bundle
 
 logger = logging.getLogger(__name__)
 
@@ -58,12 +63,22 @@ class BundleDataset(AbstractDataset[BundleContents, Retriever]):
             p.name for p in self._path.iterdir() if p.is_dir() and not p.name.startswith(".")
         )
 
-    def load(self) -> Retriever:
+    def _load_folder(self) -> Path:
+        """The ``--load-versions`` bundle, else the newest."""
         version = self._version.load if self._version and self._version.load else None
         versions = self._versions()
         if version is None and not versions:
             raise DatasetError(f"no bundle under {self._path}; run `kedro run --pipelines=export`")
-        return load_bundle(self._path / (version or versions[-1]))
+        return self._path / (version or versions[-1])
+
+    def load(self) -> Retriever:
+        return load_bundle(self._load_folder())
+
+    def preview(self) -> JSONPreview:
+        """The bundle's manifest, its file list reduced to a count, for kedro-viz."""
+        manifest = read_manifest(self._load_folder())
+        files = manifest.pop("files")
+        return JSONPreview(json.dumps({**manifest, "num_files": len(files)}))
 
     def save(self, data: BundleContents) -> None:
         version = (self._version.save if self._version else None) or generate_timestamp()

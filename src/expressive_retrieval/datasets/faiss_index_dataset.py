@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
 
 import faiss
+from kedro_datasets._typing import JSONPreview
 
 from expressive_retrieval.datasets._local_versioned import LocalVersionedDataset
-from expressive_retrieval.index import IndexArtifact, read_index, write_index
+from expressive_retrieval.vectors.index import (
+    IndexArtifact,
+    read_index,
+    read_manifest,
+    write_index,
+)
 
 
 class FaissIndexDataset(LocalVersionedDataset[IndexArtifact, tuple[faiss.Index, dict[str, Any]]]):
@@ -22,6 +29,10 @@ class FaissIndexDataset(LocalVersionedDataset[IndexArtifact, tuple[faiss.Index, 
 
     def load(self) -> tuple[faiss.Index, dict[str, Any]]:
         return read_index(Path(self._get_load_path()), verify=True)
+
+    def preview(self) -> JSONPreview:
+        """The index manifest (factory, size, search parameters, checksums), for kedro-viz."""
+        return JSONPreview(json.dumps(read_manifest(Path(self._get_load_path()))))
 
     def save(self, data: IndexArtifact) -> None:
         folder = Path(self._get_save_path())

@@ -10,8 +10,9 @@ from typing import Any
 
 import numpy as np
 from kedro.io import AbstractDataset
+from kedro_datasets._typing import TablePreview
 
-from expressive_retrieval.segments import SegmentStore
+from expressive_retrieval.data.segments import SegmentStore, npy_header
 
 SegmentArrays = Mapping[str, np.ndarray | Callable[[], np.ndarray]]
 
@@ -38,6 +39,16 @@ class SegmentsDataset(AbstractDataset[SegmentArrays, SegmentStore]):
                 "<track_id>.npy per track (see docs/input_contract.md)"
             )
         return SegmentStore(self._path)
+
+    def preview(self, nrows: int = 10) -> TablePreview:
+        """Shape and dtype of the first ``nrows`` tracks' arrays (headers only), for kedro-viz."""
+        store = SegmentStore(self._path)
+        rows = []
+        for track_id in store.track_ids()[:nrows]:
+            shape, dtype = npy_header(store.path(track_id))
+            rows.append([track_id, *shape, str(dtype)])
+        columns = ["track_id", "num_segments", "L", "D", "dtype"]
+        return TablePreview({"index": list(range(len(rows))), "columns": columns, "data": rows})
 
     def save(self, data: SegmentArrays) -> None:
         staging = self._path.with_name(f".{self._path.name}.{uuid.uuid4().hex}.tmp")

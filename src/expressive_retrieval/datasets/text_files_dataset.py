@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path, PurePosixPath
+
+from kedro_datasets._typing import JSONPreview
 
 from expressive_retrieval.datasets._local_versioned import LocalVersionedDataset
 
@@ -29,6 +32,18 @@ class TextFilesDataset(LocalVersionedDataset[dict[str, str], dict[str, str]]):
             for path in sorted(folder.rglob("*"))
             if path.is_file()
         }
+
+    def preview(self, files: int = 20, lines: int = 10) -> JSONPreview:
+        """``{path: its first lines}`` of the first ``files`` files, for kedro-viz."""
+        folder = Path(self._get_load_path())
+        paths = [p for p in sorted(folder.rglob("*")) if p.is_file()][:files]
+        heads = {}
+        for path in paths:
+            with path.open(encoding="utf-8") as handle:
+                heads[path.relative_to(folder).as_posix()] = "".join(
+                    line for _, line in zip(range(lines), handle, strict=False)
+                )
+        return JSONPreview(json.dumps(heads))
 
     def save(self, data: dict[str, str]) -> None:
         folder = Path(self._get_save_path())

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from kedro_datasets._typing import TablePreview
 
 from expressive_retrieval.datasets._local_versioned import LocalVersionedDataset
-from expressive_retrieval.integrity import verify_file, write_sidecar
+from expressive_retrieval.vectors.integrity import verify_file, write_sidecar
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,18 @@ class VectorsDataset(LocalVersionedDataset[np.ndarray | VectorBlocks, np.ndarray
         path = Path(self._get_load_path())
         verify_file(path)
         return np.load(path, mmap_mode="r", allow_pickle=False)
+
+    def preview(self, nrows: int = 5) -> TablePreview:
+        """The first ``nrows`` vectors, for kedro-viz (reads those rows only, unverified)."""
+        vectors = np.load(Path(self._get_load_path()), mmap_mode="r", allow_pickle=False)
+        rows = np.asarray(vectors[:nrows], dtype=np.float64).round(4)
+        return TablePreview(
+            {
+                "index": list(range(len(rows))),
+                "columns": [f"v{j}" for j in range(vectors.shape[1])],
+                "data": rows.tolist(),
+            }
+        )
 
     def save(self, data: np.ndarray | VectorBlocks) -> None:
         path = Path(self._get_save_path())

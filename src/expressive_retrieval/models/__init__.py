@@ -1,5 +1,6 @@
 """Torch models of expressive similarity: layer routing, the oracle scorer, losses, training."""
 
+from expressive_retrieval.models.encoder import EncoderConfig, SegmentEncoder, segment_statistics
 from expressive_retrieval.models.losses import (
     AspectRegressionLoss,
     DistillationLoss,
@@ -7,22 +8,20 @@ from expressive_retrieval.models.losses import (
     ProxyPredictionLoss,
     RoutingPriorLoss,
 )
-from expressive_retrieval.models.oracle import OracleConfig, OracleScorer, segment_statistics
+from expressive_retrieval.models.oracle import OracleConfig, OracleScorer
 from expressive_retrieval.models.projection import ProjectionConfig, ProjectionHead
-from expressive_retrieval.models.projection_training import (
-    ProjectionTrainParams,
-    fit_projection,
-    projection_list_scores,
-)
 from expressive_retrieval.models.routing import AspectLinear, LayerRouting
 from expressive_retrieval.models.serialization import state_dict_for_safetensors
 from expressive_retrieval.models.training import (
     ListwiseData,
+    ProjectionTrainParams,
     TrainParams,
     evaluate_ndcg,
     fit_oracle,
+    fit_projection,
     input_statistics,
     oracle_list_scores,
+    projection_list_scores,
     run_epochs,
 )
 
@@ -30,6 +29,7 @@ __all__ = [
     "AspectLinear",
     "AspectRegressionLoss",
     "DistillationLoss",
+    "EncoderConfig",
     "LayerRouting",
     "ListwiseData",
     "ListwiseRankingLoss",
@@ -40,6 +40,7 @@ __all__ = [
     "ProjectionTrainParams",
     "ProxyPredictionLoss",
     "RoutingPriorLoss",
+    "SegmentEncoder",
     "TrainParams",
     "evaluate_ndcg",
     "fit_oracle",

@@ -1,10 +1,10 @@
-"""The oracle expressive scorer ``s(q, c, w) = Σ_a w_a · s_a(q, c)`` (DESIGN §5).
+"""The oracle expressive scorer ``s(q, c, w) = Σ_a w_a · s_a(q, c)`` (docs/design.md, "Models").
 
 Slow, pairwise and aspect-controllable: the quality reference and the distillation teacher.
 
-* ``encode`` (per clip, cacheable): per-(layer, dim) input standardisation fitted on
-  training clips, per-aspect layer routing of every segment, then a per-aspect
-  projection ``Linear_a → GELU → Linear_a`` to ``[A, S, H]``.
+* ``encode`` (per clip, cacheable): the shared ``SegmentEncoder`` front end (input
+  standardisation, per-aspect layer routing, ``Linear_a → GELU``), then ``Linear_a`` to
+  ``[A, S, H]``.
 * ``score_encoded`` (per pair): for every aspect, features that see both clips together —
   |diff| and product of cross-segment statistics (mean, std and least-squares slope over
   the ``S`` segments; a tempo drift or a phrase arc is only visible there) and soft
@@ -17,65 +17,48 @@ Slow, pairwise and aspect-controllable: the quality reference and the distillati
 
 Tracks are scored through their clips with ``config.track_aggregation`` (``max`` or
 ``topk_mean`` over a track's best ``track_topk`` clips), as
-``expressive_retrieval.track_scores.aggregate_to_tracks`` computes it.
+``expressive_retrieval.vectors.track_scores.aggregate_to_tracks`` computes it.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from expressive_retrieval.aspect_vectors import normalised_weights
-from expressive_retrieval.models.routing import AspectLinear, LayerRouting
+from expressive_retrieval.models.encoder import (
+    EncoderConfig,
+    SegmentEncoder,
+    as_float_tensor,
+    seeded,
+    segment_statistics,
+)
+from expressive_retrieval.models.routing import AspectLinear
+from expressive_retrieval.vectors.aspects import normalised_weights
 
 TRACK_AGGREGATIONS = ("max", "topk_mean")
 NUM_ALIGNMENT_FEATURES = 5
-_STD_EPS = 1e-5
 
 
 @dataclass
-class OracleConfig:
+class OracleConfig(EncoderConfig):
     """Everything needed to rebuild an ``OracleScorer`` (saved as ``config.json``).
 
     ``clip_proxy_features`` columns predicted by the auxiliary head are grouped by aspect in
     ``aspects`` order, ``num_proxy_features[a]`` columns for aspect ``a`` (``None`` = none).
     """
 
-    num_layers: int
-    dim: int
-    aspects: list[str]
-    clip_segments: int
-    layer_scores: list[list[float]]
-    default_weights: list[float]
-    hidden: int = 64
     num_proxy_features: list[int] | None = None
     track_aggregation: str = "topk_mean"
     track_topk: int = 2
-    routing_temperature: float = 1.0
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         num_aspects = len(self.aspects)
-        if num_aspects == 0 or len(set(self.aspects)) != num_aspects:
-            raise ValueError(f"aspects must be non-empty and unique, got {self.aspects}")
-        if min(self.num_layers, self.dim, self.clip_segments, self.hidden) < 1:
-            raise ValueError("num_layers, dim, clip_segments and hidden must be >= 1")
-        if len(self.layer_scores) != num_aspects or any(
-            len(row) != self.num_layers for row in self.layer_scores
-        ):
-            raise ValueError(
-                f"layer_scores must be [A={num_aspects}][L={self.num_layers}], got "
-                f"{[len(row) for row in self.layer_scores]}"
-            )
-        weights = np.asarray(self.default_weights, dtype=np.float64)
-        if weights.shape != (num_aspects,) or not np.isfinite(weights).all():
-            raise ValueError(f"default_weights must be {num_aspects} finite floats")
-        if (weights < 0).any() or weights.sum() <= 0:
-            raise ValueError("default_weights must be non-negative with a positive sum")
         if self.num_proxy_features is not None and (
             len(self.num_proxy_features) != num_aspects or min(self.num_proxy_features) < 0
         ):
@@ -84,43 +67,11 @@ class OracleConfig:
             raise ValueError(
                 f"track_aggregation must be one of {TRACK_AGGREGATIONS} and track_topk >= 1"
             )
-        if self.routing_temperature <= 0:
-            raise ValueError("routing_temperature must be > 0")
 
     @property
     def proxy_counts(self) -> list[int]:
         """Proxy features per aspect (zeros when there is no auxiliary head)."""
         return list(self.num_proxy_features or [0] * len(self.aspects))
-
-    def to_dict(self) -> dict:
-        """A JSON-ready dict (plain lists, ints, floats, strings)."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: Mapping) -> OracleConfig:
-        """Inverse of ``to_dict``; unknown keys are refused."""
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown OracleConfig keys: {sorted(unknown)}")
-        return cls(**d)
-
-
-def as_float_tensor(clips: np.ndarray | Tensor) -> Tensor:
-    """float32 tensor from float16/32 arrays or memory maps (torch widens half fastest)."""
-    if isinstance(clips, Tensor):
-        return clips.float()
-    return torch.from_numpy(np.ascontiguousarray(clips)).float()
-
-
-def segment_statistics(x: Tensor) -> Tensor:
-    """Cross-segment mean, std and least-squares slope: ``[..., S, H]`` → ``[..., 3H]``."""
-    segments = x.shape[-2]
-    t = torch.arange(segments, dtype=x.dtype, device=x.device) - (segments - 1) / 2
-    mean = x.mean(dim=-2)
-    centred = x - mean.unsqueeze(-2)
-    std = torch.sqrt(centred.pow(2).mean(dim=-2) + _STD_EPS)
-    slope = torch.einsum("s,...sh->...h", t, centred) / t.pow(2).sum().clamp_min(1e-12)
-    return torch.cat([mean, std, slope], dim=-1)
 
 
 def _gram(x: Tensor) -> Tensor:
@@ -163,7 +114,7 @@ def _alignment_features(cross: Tensor, q_gram: Tensor, c_gram: Tensor, width: in
     return torch.stack([f.mean(-1) for f in features], dim=-1) / width
 
 
-class OracleScorer(nn.Module):
+class OracleScorer(SegmentEncoder):
     """Pairwise, per-aspect expressive similarity.
 
     Args:
@@ -171,17 +122,13 @@ class OracleScorer(nn.Module):
         seed: initialises the parameters without touching the global torch RNG.
     """
 
+    config: OracleConfig
+
     def __init__(self, config: OracleConfig, seed: int = 0) -> None:
-        super().__init__()
-        self.config = config
         num_aspects, hidden = len(config.aspects), config.hidden
         counts = config.proxy_counts
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            self.routing = LayerRouting(
-                torch.tensor(config.layer_scores), temperature=config.routing_temperature
-            )
-            self.project_in = AspectLinear(num_aspects, config.dim, hidden)
+        with seeded(seed):
+            super().__init__(config)
             self.project_out = AspectLinear(num_aspects, hidden, hidden)
             self.pair_hidden = AspectLinear(
                 num_aspects, 6 * hidden + NUM_ALIGNMENT_FEATURES, hidden
@@ -194,50 +141,10 @@ class OracleScorer(nn.Module):
         # head's [A, max(counts)] output.
         columns = [a * max(counts) + f for a, n in enumerate(counts) for f in range(n)]
         self.register_buffer("proxy_columns", torch.tensor(columns, dtype=torch.long), False)
-        # Per-(layer, dim) input standardisation, fitted on training clips (set_input_statistics).
-        # Unlike a LayerNorm it keeps each segment's magnitude, which can carry an aspect.
-        self.register_buffer("input_mean", torch.zeros(config.num_layers, config.dim))
-        self.register_buffer("input_scale", torch.ones(config.num_layers, config.dim))
-        default = torch.tensor(config.default_weights, dtype=torch.float32)
-        self.register_buffer("default_weights", default / default.sum(), False)
-
-    @classmethod
-    def from_state(cls, config: OracleConfig, state: Mapping[str, Tensor]) -> OracleScorer:
-        """Rebuild a trained scorer from its config and a (safetensors) state dict."""
-        model = cls(config)
-        model.load_state_dict(dict(state), strict=True)
-        return model
-
-    def set_input_statistics(self, mean: Tensor | np.ndarray, std: Tensor | np.ndarray) -> None:
-        """Standardise inputs with per-(layer, dim) ``mean`` and ``std`` ``[L, D]``.
-
-        A ``std`` below 1e-6 (a constant feature) is replaced by 1.
-        """
-        shape = tuple(self.input_mean.shape)
-        mean_t = torch.as_tensor(mean, dtype=torch.float32)
-        std_t = torch.as_tensor(std, dtype=torch.float32)
-        if tuple(mean_t.shape) != shape or tuple(std_t.shape) != shape:
-            raise ValueError(f"input statistics must be [L, D]={shape}, got {tuple(mean_t.shape)}")
-        if not (torch.isfinite(mean_t).all() and torch.isfinite(std_t).all()):
-            raise ValueError("input statistics must be finite")
-        self.input_mean.copy_(mean_t)
-        self.input_scale.copy_(torch.where(std_t < 1e-6, 1.0, std_t))
-
-    @property
-    def num_aspects(self) -> int:
-        return len(self.config.aspects)
 
     def encode(self, clips: Tensor) -> Tensor:
         """Per-clip aspect encodings: ``[B, S, L, D]`` → ``[B, A, S, H]``."""
-        c = self.config
-        expected = (c.clip_segments, c.num_layers, c.dim)
-        if clips.ndim != 4 or tuple(clips.shape[1:]) != expected:
-            raise ValueError(
-                f"clips must be [B, {', '.join(map(str, expected))}], got {tuple(clips.shape)}"
-            )
-        routed = self.routing((clips - self.input_mean) / self.input_scale)  # [B, A, S, D]
-        hidden = nn.functional.gelu(self.project_in(routed.transpose(-2, -3)))
-        return self.project_out(hidden).transpose(-2, -3).contiguous()
+        return self.project_out(self.segment_features(clips)).transpose(-2, -3).contiguous()
 
     def score_encoded(self, query_enc: Tensor, cand_enc: Tensor) -> Tensor:
         """Per-aspect similarities ``[Bq, C, A]`` in [0, 1].

@@ -1,11 +1,13 @@
-"""The projection retriever head: one vector per clip, one inner-product index (DESIGN §5).
+"""The projection retriever head: one vector per clip, one inner-product index.
+
+docs/design.md, "Models".
 
 Fast and distilled, the counterpart of the pairwise oracle. ``embed`` maps a clip
 ``[S, L, D]`` to ``A`` unit-norm sub-vectors of ``sub_dim`` each:
 
-* per-(layer, dim) input standardisation fitted on training clips (the oracle's mechanism);
-* per-aspect layer routing of every segment, initialised from discovery evidence;
-* a per-aspect, per-segment projection ``AspectLinear(D → hidden) → GELU``;
+* the ``SegmentEncoder`` front end it shares with the oracle: per-(layer, dim) input
+  standardisation, per-aspect layer routing initialised from discovery evidence, a
+  per-aspect, per-segment projection ``AspectLinear(D → hidden) → GELU``;
 * cross-segment pooling by ``segment_statistics`` (mean, std and least-squares slope over
   the ``S`` segments, so a tempo drift or a phrase arc is reachable);
 * a per-aspect MLP ``3·hidden → hidden → GELU → sub_dim``, L2-normalised per aspect.
@@ -23,55 +25,35 @@ same weighted query vectors.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from expressive_retrieval.aspect_vectors import (
-    weight_query_vectors,
-)
-from expressive_retrieval.models.oracle import (
-    OracleConfig,
-    OracleScorer,
+from expressive_retrieval.models.encoder import (
+    EncoderConfig,
+    SegmentEncoder,
     as_float_tensor,
+    seeded,
     segment_statistics,
 )
-from expressive_retrieval.models.routing import AspectLinear, LayerRouting
+from expressive_retrieval.models.routing import AspectLinear
+from expressive_retrieval.vectors.aspects import weight_query_vectors
 
 TRACK_AGGREGATIONS = ("mean",)
 _NORM_EPS = 1e-12
 
 
 @dataclass
-class ProjectionConfig:
+class ProjectionConfig(EncoderConfig):
     """Everything needed to rebuild a ``ProjectionHead`` (saved as ``config.json``)."""
 
-    num_layers: int
-    dim: int
-    aspects: list[str]
-    clip_segments: int
-    layer_scores: list[list[float]]
-    default_weights: list[float]
-    hidden: int = 64
     sub_dim: int = 16
-    routing_temperature: float = 1.0
     track_aggregation: str = "mean"
 
     def __post_init__(self) -> None:
-        # The fields shared with the oracle follow the oracle's rules (and messages).
-        OracleConfig(
-            num_layers=self.num_layers,
-            dim=self.dim,
-            aspects=self.aspects,
-            clip_segments=self.clip_segments,
-            layer_scores=self.layer_scores,
-            default_weights=self.default_weights,
-            hidden=self.hidden,
-            routing_temperature=self.routing_temperature,
-        )
+        super().__post_init__()
         if self.sub_dim < 1:
             raise ValueError(f"sub_dim must be >= 1, got {self.sub_dim}")
         if self.track_aggregation not in TRACK_AGGREGATIONS:
@@ -85,20 +67,8 @@ class ProjectionConfig:
         """Width of a flat clip vector: ``A · sub_dim``."""
         return len(self.aspects) * self.sub_dim
 
-    def to_dict(self) -> dict:
-        """A JSON-ready dict (plain lists, ints, floats, strings)."""
-        return asdict(self)
 
-    @classmethod
-    def from_dict(cls, d: Mapping) -> ProjectionConfig:
-        """Inverse of ``to_dict``; unknown keys are refused."""
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown ProjectionConfig keys: {sorted(unknown)}")
-        return cls(**d)
-
-
-class ProjectionHead(nn.Module):
+class ProjectionHead(SegmentEncoder):
     """Segment embeddings → per-aspect unit sub-vectors, for inner-product retrieval.
 
     Args:
@@ -106,51 +76,20 @@ class ProjectionHead(nn.Module):
         seed: initialises the parameters without touching the global torch RNG.
     """
 
+    config: ProjectionConfig
+    # One pass over the large input; serving/head.py computes exactly this form.
+    fold_standardisation = True
+
     def __init__(self, config: ProjectionConfig, seed: int = 0) -> None:
-        super().__init__()
-        self.config = config
         num_aspects, hidden = len(config.aspects), config.hidden
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            self.routing = LayerRouting(
-                torch.tensor(config.layer_scores), temperature=config.routing_temperature
-            )
-            self.project_in = AspectLinear(num_aspects, config.dim, hidden)
+        with seeded(seed):
+            super().__init__(config)
             self.pool_hidden = AspectLinear(num_aspects, 3 * hidden, hidden)
             self.pool_out = AspectLinear(num_aspects, hidden, config.sub_dim)
-        # Same buffers (names included) as the oracle's, so its set_input_statistics applies.
-        self.register_buffer("input_mean", torch.zeros(config.num_layers, config.dim))
-        self.register_buffer("input_scale", torch.ones(config.num_layers, config.dim))
-        default = torch.tensor(config.default_weights, dtype=torch.float32)
-        self.register_buffer("default_weights", default / default.sum(), False)
-
-    set_input_statistics = OracleScorer.set_input_statistics
-
-    @classmethod
-    def from_state(cls, config: ProjectionConfig, state: Mapping[str, Tensor]) -> ProjectionHead:
-        """Rebuild a trained head from its config and a (safetensors) state dict."""
-        model = cls(config)
-        model.load_state_dict(dict(state), strict=True)
-        return model
-
-    @property
-    def num_aspects(self) -> int:
-        return len(self.config.aspects)
 
     def embed(self, clips: Tensor) -> Tensor:
         """Per-aspect unit sub-vectors: ``[B, S, L, D]`` → ``[B, A, sub_dim]``."""
-        c = self.config
-        expected = (c.clip_segments, c.num_layers, c.dim)
-        if clips.ndim != 4 or tuple(clips.shape[1:]) != expected:
-            raise ValueError(
-                f"clips must be [B, {', '.join(map(str, expected))}], got {tuple(clips.shape)}"
-            )
-        # Routing is linear, so route((x − m) / σ) = route(x / σ) − route(m / σ): one pass
-        # over the large input instead of two (about twice the throughput on CPU).
-        inverse_scale = 1.0 / self.input_scale
-        offset = self.routing.weights() @ (self.input_mean * inverse_scale)  # [A, D]
-        routed = self.routing(clips * inverse_scale) - offset.unsqueeze(-2)  # [B, A, S, D]
-        hidden = nn.functional.gelu(self.project_in(routed.transpose(-2, -3)))  # [B, S, A, H]
+        hidden = self.segment_features(clips)  # [B, S, A, H]
         pooled = segment_statistics(hidden.transpose(-2, -3))  # [B, A, 3H]
         out = self.pool_out(nn.functional.gelu(self.pool_hidden(pooled)))
         return nn.functional.normalize(out, dim=-1, eps=_NORM_EPS)

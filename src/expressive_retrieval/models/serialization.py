@@ -1,4 +1,4 @@
-"""Model weights as plain tensors for safetensors files (DESIGN §5: never pickled)."""
+"""Model weights as plain tensors for safetensors, never pickled (docs/design.md, "Models")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The serving API: load a verified bundle and search it (DESIGN §7).
+"""The serving API: load a verified bundle and search it (docs/design.md, "Serving API").
 
 Needs numpy, faiss-cpu, safetensors and pyarrow only — no Kedro, torch or pandas::
 

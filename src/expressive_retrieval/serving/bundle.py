@@ -1,4 +1,6 @@
-"""The artifact bundle (DESIGN §7): its layout, manifest, verification and writing.
+"""The artifact bundle: its layout, manifest, verification and writing.
+
+The layout is the contract of docs/design.md, "Bundle".
 
 Kedro-free: the export pipeline writes bundles with it and the serving API reads them, so
 the layout and the checks live in one place. A bundle is immutable: ``manifest.json``
@@ -31,7 +33,7 @@ import faiss
 import jsonschema
 import numpy as np
 
-from expressive_retrieval.integrity import IntegrityError, sha256_file
+from expressive_retrieval.vectors.integrity import IntegrityError, sha256_file
 
 logger = logging.getLogger(__name__)
 

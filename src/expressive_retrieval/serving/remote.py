@@ -26,7 +26,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from expressive_retrieval.integrity import CHUNK
 from expressive_retrieval.serving.bundle import (
     MANIFEST_FILE,
     README_FILE,
@@ -38,6 +37,7 @@ from expressive_retrieval.serving.bundle import (
     staging_folder,
     verify_bundle,
 )
+from expressive_retrieval.vectors.integrity import CHUNK
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,6 @@
-"""Load a bundle and answer queries: the API a serving service installs (DESIGN §7).
+"""Load a bundle and answer queries: the API a serving service installs.
+
+docs/design.md, "Serving API".
 
 ``load_bundle`` verifies the bundle before reading any weights or index; the
 ``Retriever`` it returns embeds query segments with the numpy head, searches clips through
@@ -23,9 +25,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from safetensors.numpy import load_file
 
-from expressive_retrieval.aspect_vectors import track_vectors, weight_query_vectors
-from expressive_retrieval.index import read_index, search
-from expressive_retrieval.index import read_manifest as read_manifest_of_index
 from expressive_retrieval.serving.bundle import (
     FILES,
     PROJECTION,
@@ -34,7 +33,10 @@ from expressive_retrieval.serving.bundle import (
     verify_bundle,
 )
 from expressive_retrieval.serving.head import NumpyProjectionHead
-from expressive_retrieval.track_scores import aggregate_to_tracks
+from expressive_retrieval.vectors.aspects import track_vectors, weight_query_vectors
+from expressive_retrieval.vectors.index import read_index, search
+from expressive_retrieval.vectors.index import read_manifest as read_manifest_of_index
+from expressive_retrieval.vectors.track_scores import aggregate_to_tracks
 
 Weights = Mapping[str, float] | Sequence[float] | np.ndarray | None
 UNIT_TOLERANCE = 1e-3  # a ready query vector's sub-vectors must have norm 1 ± this

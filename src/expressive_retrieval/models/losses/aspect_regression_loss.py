@@ -12,8 +12,8 @@ class AspectRegressionLoss(nn.Module):
     """MSE (or smooth L1) between per-aspect scores ``s_a`` and targets ``target_<aspect>``.
 
     Ties each aspect's sub-score to its own aspect's similarity, which is what makes the
-    aspect weights meaningful (aspect faithfulness, DESIGN §6). Averaged over observed
-    entries: valid candidates with a finite target.
+    aspect weights meaningful (aspect faithfulness, docs/design.md, "Evaluation"). Averaged
+    over observed entries: valid candidates with a finite target.
 
     Reference: the per-aspect supervision follows multi-aspect similarity learning,
     e.g. Veit et al., "Conditional Similarity Networks", CVPR 2017.

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from expressive_retrieval.audit_page import audit_page
-from expressive_retrieval.human_audit import (
+from expressive_retrieval.data.segments import SegmentStore
+from expressive_retrieval.evaluation.audit.kit import (
     kit_table,
     krippendorff_alpha_interval,
     pairwise_preference_accuracy,
@@ -18,9 +18,9 @@ from expressive_retrieval.human_audit import (
     pool_candidates,
     stratified_sample,
 )
-from expressive_retrieval.metrics import rank_candidates
-from expressive_retrieval.retrieval_eval import SplitView, SystemScores
-from expressive_retrieval.segments import SegmentStore
+from expressive_retrieval.evaluation.audit.page import audit_page
+from expressive_retrieval.evaluation.metrics import rank_candidates
+from expressive_retrieval.evaluation.retrieval import SplitView, SystemScores
 
 from .nodes import all_systems
 
@@ -151,9 +151,9 @@ def make_audit_kit(
     digest.update(pool[["query", "candidate"]].to_numpy().tobytes())
     kit_id = digest.hexdigest()[:12]
     table = kit_table(pool, view.clip_ids, view.clip_ids, audit["seed"], kit_id)
-    for side in ("query", "candidate"):
-        table = table.join(_clip_times(table, side, clips, tracks, segments))
-    segments.close()
+    with segments:
+        for side in ("query", "candidate"):
+            table = table.join(_clip_times(table, side, clips, tracks, segments))
     table["rater"], table["grade"] = "", ""
     key = table[["kit_id", "item_id", "query_clip_id", "candidate_clip_id"]].join(
         table[["query", "candidate"]]

@@ -1,8 +1,9 @@
 """Nodes of ``evaluation``: score every system on the test split, measure, export, gate.
 
 Every system ranks the split's clips (clip→clip) and tracks (clip→track) for every clip of
-the split as a query, the query's own track excluded (DESIGN §6). Systems with per-aspect
-sub-scores also get the faithfulness matrix, counterfactual shares and curves.
+the split as a query, the query's own track excluded (docs/design.md, "Evaluation").
+Systems with per-aspect sub-scores also get the faithfulness matrix, counterfactual shares
+and curves.
 """
 
 from __future__ import annotations
@@ -16,20 +17,21 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
-from expressive_retrieval.aspect_vectors import aspect_similarities, weight_query_vectors
-from expressive_retrieval.baselines import discovery_layer_weights, layer_weighted_vectors
-from expressive_retrieval.index import search
-from expressive_retrieval.metrics import format_qrels, format_run, summarise
-from expressive_retrieval.models import OracleConfig, OracleScorer, ProjectionConfig, ProjectionHead
-from expressive_retrieval.report_figures import (
+from expressive_retrieval.data.segments import SegmentStore, clip_refs
+from expressive_retrieval.evaluation.baselines import (
+    discovery_layer_weights,
+    layer_weighted_vectors,
+)
+from expressive_retrieval.evaluation.metrics import METRICS, format_qrels, format_run, summarise
+from expressive_retrieval.evaluation.report.figures import (
     counterfactual_plot,
     faithfulness_plot,
     png_base64,
     ranking_plot,
     training_plot,
 )
-from expressive_retrieval.report_page import report_html, summary_markdown
-from expressive_retrieval.retrieval_eval import (
+from expressive_retrieval.evaluation.report.page import report_html, summary_markdown
+from expressive_retrieval.evaluation.retrieval import (
     TASKS,
     SplitView,
     SystemScores,
@@ -43,7 +45,9 @@ from expressive_retrieval.retrieval_eval import (
     split_view,
     view_clips,
 )
-from expressive_retrieval.segments import SegmentStore, clip_refs
+from expressive_retrieval.models import OracleConfig, OracleScorer, ProjectionConfig, ProjectionHead
+from expressive_retrieval.vectors.aspects import aspect_similarities, weight_query_vectors
+from expressive_retrieval.vectors.index import search
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +59,6 @@ SYSTEMS = (
     "projection_distilled",
     "projection_distilled_ann",
 )
-METRICS = ("recall@1", "recall@5", "recall@10", "recall@50", "mrr", "ndcg@10")
 GATES = ("ranking", "aspect_faithfulness", "counterfactual", "human_audit")
 
 
@@ -195,10 +198,10 @@ def score_projections(
     head = ProjectionHead.from_state(
         ProjectionConfig.from_dict(projection_ablation_config), projection_ablation_model
     ).eval()
-    plain = head.embed_numpy(
-        segments.clips(clip_refs(view_clips(clips, view))), batch_size=params["chunk_size"]
-    )
-    segments.close()
+    with segments:
+        plain = head.embed_numpy(
+            segments.clips(clip_refs(view_clips(clips, view))), batch_size=params["chunk_size"]
+        )
     embed_seconds = time.perf_counter() - started
     systems = {}
     for name, vectors, seconds in (
@@ -350,7 +353,7 @@ def _ranking_gate(tasks: dict[str, Any], gate: dict[str, Any]) -> tuple[list[str
 def gate_verdicts(
     measurements: dict[str, Any], human_audit: dict[str, Any], params: dict[str, Any]
 ) -> dict[str, dict[str, Any]]:
-    """``{gate: {status, detail, failures}}`` for the four gates (DESIGN §6)."""
+    """``{gate: {status, detail, failures}}`` for the four gates (docs/design.md, "Evaluation")."""
     gates = params["gates"]
     ranking, scope = _ranking_gate(measurements["tasks"], gates["ranking"])
     verdicts = {"ranking": (ranking, scope)}
@@ -390,7 +393,10 @@ def assemble_report(
     projection_ablation_training_metadata: dict[str, Any],
     params: dict[str, Any],
 ) -> dict[str, Any]:
-    """``evaluation_report``: the DESIGN §6 schema plus timing, curves, audit and TREC extras."""
+    """``evaluation_report``: the schema of docs/design.md ("Evaluation report") plus extras.
+
+    The extras: timing, training curves, the audit and TREC line counts.
+    """
     gates = gate_verdicts(measurements, human_audit, params)
     report = {
         "dataset_version": dataset_version["dataset_version"],

@@ -1,4 +1,4 @@
-"""Nodes of ``export``: gather the run's artifacts into one bundle (DESIGN §7).
+"""Nodes of ``export``: gather the run's artifacts into one bundle (docs/design.md, "Bundle").
 
 The node receives every artifact as its catalog dataset loads it (so ``--load-versions``
 picks any earlier version) and re-serialises each one with the writer its dataset uses —
@@ -22,7 +22,7 @@ import pandas as pd
 import safetensors.torch
 import torch
 
-from expressive_retrieval.index import VECTORS_CONTENT, manifest_text, vectors_digest
+from expressive_retrieval.evaluation.retrieval import TASKS
 from expressive_retrieval.serving.bundle import (
     EVALUATION,
     FILES,
@@ -32,10 +32,9 @@ from expressive_retrieval.serving.bundle import (
 )
 from expressive_retrieval.serving.remote import publish_bundle
 from expressive_retrieval.serving.retriever import Retriever
+from expressive_retrieval.vectors.index import VECTORS_CONTENT, manifest_text, vectors_digest
 
 logger = logging.getLogger(__name__)
-
-TASKS = ("clip_to_clip", "clip_to_track")
 
 
 def _parquet(frame: pd.DataFrame) -> bytes:

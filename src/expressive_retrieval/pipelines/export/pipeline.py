@@ -1,5 +1,8 @@
 """``export``: every artifact of the run → one verified bundle folder, then (with
-``export.publish_to``) published to object storage (DESIGN §7)."""
+``export.publish_to``) published to object storage.
+
+The layout is the contract of docs/design.md, "Bundle".
+"""
 
 from kedro.pipeline import Node, Pipeline
 

@@ -10,19 +10,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from expressive_retrieval import expectations
-from expressive_retrieval.baselines import mean_pooled_vectors
-from expressive_retrieval.contract import check_raw_inputs, raise_for_violations
-from expressive_retrieval.integrity import sha256_file
-from expressive_retrieval.probes import probe_layer_scores
-from expressive_retrieval.relevance import (
+from expressive_retrieval.data import expectations
+from expressive_retrieval.data.contract import check_raw_inputs, raise_for_violations
+from expressive_retrieval.data.probes import probe_layer_scores
+from expressive_retrieval.data.relevance import (
     RelevanceModel,
     clip_features,
     fill_missing_proxies,
     proxy_columns,
 )
-from expressive_retrieval.segments import SegmentStore
-from expressive_retrieval.splits import assign_splits
+from expressive_retrieval.data.segments import SegmentStore
+from expressive_retrieval.data.splits import assign_splits
+from expressive_retrieval.evaluation.baselines import mean_pooled_vectors
+from expressive_retrieval.vectors.integrity import sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def check_raw_inputs_node(
     aspects: dict[str, dict],
     raw_files: dict[str, str],
 ) -> dict[str, Any]:
-    """Check the raw input contract (DESIGN §3) and the raw schema suites.
+    """Check the raw input contract (docs/design.md, "Raw inputs") and the raw schema suites.
 
     Returns:
         The validation report, saved whether or not it passed.

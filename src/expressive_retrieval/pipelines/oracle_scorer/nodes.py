@@ -10,11 +10,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from expressive_retrieval.baselines import mean_pooled_vectors
-from expressive_retrieval.models import OracleConfig, OracleScorer
-from expressive_retrieval.models.training import TrainParams, fit_oracle
-from expressive_retrieval.relevance import RelevanceModel
-from expressive_retrieval.retrieval_eval import (
+from expressive_retrieval.data.relevance import RelevanceModel
+from expressive_retrieval.data.segments import SegmentStore, clip_refs
+from expressive_retrieval.evaluation.baselines import mean_pooled_vectors
+from expressive_retrieval.evaluation.retrieval import (
     SplitView,
     aggregate_clip_scores,
     aspect_failures,
@@ -24,8 +23,9 @@ from expressive_retrieval.retrieval_eval import (
     split_view,
     view_clips,
 )
-from expressive_retrieval.segments import SegmentStore, clip_refs
-from expressive_retrieval.training_inputs import model_layout, train_on_lists
+from expressive_retrieval.models import OracleConfig, OracleScorer
+from expressive_retrieval.models.training import TrainParams, fit_oracle
+from expressive_retrieval.pipelines._inputs import model_layout, train_on_lists
 
 logger = logging.getLogger(__name__)
 

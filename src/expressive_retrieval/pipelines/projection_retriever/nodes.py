@@ -11,16 +11,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from expressive_retrieval.aspect_vectors import aspect_similarities, track_vectors
+from expressive_retrieval.data.segments import SegmentStore, clip_refs
 from expressive_retrieval.datasets import VectorBlocks
-from expressive_retrieval.index import (
-    VECTORS_CONTENT,
-    IndexArtifact,
-    build_index,
-    exact_search,
-    recall_at_k,
-    search,
-    vectors_digest,
+from expressive_retrieval.evaluation.retrieval import (
+    aspect_report,
+    ranking_report,
+    scores_from_aspects,
+    split_view,
+    view_clips,
 )
 from expressive_retrieval.models import (
     OracleConfig,
@@ -32,15 +30,17 @@ from expressive_retrieval.models import (
     oracle_list_scores,
 )
 from expressive_retrieval.models.training import listwise_data
-from expressive_retrieval.retrieval_eval import (
-    aspect_report,
-    ranking_report,
-    scores_from_aspects,
-    split_view,
-    view_clips,
+from expressive_retrieval.pipelines._inputs import clip_loader, model_layout, train_on_lists
+from expressive_retrieval.vectors.aspects import aspect_similarities, track_vectors
+from expressive_retrieval.vectors.index import (
+    VECTORS_CONTENT,
+    IndexArtifact,
+    build_index,
+    exact_search,
+    recall_at_k,
+    search,
+    vectors_digest,
 )
-from expressive_retrieval.segments import SegmentStore, clip_refs
-from expressive_retrieval.training_inputs import clip_loader, model_layout, train_on_lists
 
 logger = logging.getLogger(__name__)
 
@@ -58,9 +58,9 @@ def oracle_teacher_scores(
     oracle = OracleScorer.from_state(OracleConfig.from_dict(oracle_config), oracle_model).eval()
     train = listwise_data(pairs, clips, oracle.config.aspects, "train")
     started = time.perf_counter()
-    scores = oracle_list_scores(oracle, train, clip_loader(segments, clips))
+    with segments:
+        scores = oracle_list_scores(oracle, train, clip_loader(segments, clips))
     logger.info("Oracle scored %d train lists in %.1fs", len(scores), time.perf_counter() - started)
-    segments.close()
     return scores.astype(np.float32)
 
 
@@ -211,11 +211,11 @@ def evaluate_projection(
     config = ProjectionConfig.from_dict(distilled_config)
     view = split_view(clips, clip_aspect_features, dataset_version["relevance"], "test")
     distilled = np.asarray(clip_vectors[view_clips(clip_ids, view)["row"].to_numpy()])
-    plain = _head(ablation_state, ablation_config).embed_numpy(
-        segments.clips(clip_refs(view_clips(clips, view))),
-        batch_size=params["corpus"]["chunk_size"],
-    )
-    segments.close()
+    with segments:
+        plain = _head(ablation_state, ablation_config).embed_numpy(
+            segments.clips(clip_refs(view_clips(clips, view))),
+            batch_size=params["corpus"]["chunk_size"],
+        )
     track = params["track_scoring"]
     systems, aspects = {}, {}
     for name, vectors in (("projection_distilled", distilled), ("projection", plain)):

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from expressive_retrieval.synthetic import SyntheticConfig, generate_catalogue
+from expressive_retrieval.data.synthetic import SyntheticConfig, generate_catalogue
 
 logger = logging.getLogger(__name__)
 
@@ -17,7 +17,9 @@ logger = logging.getLogger(__name__)
 def generate_synthetic_catalogue(
     params: dict[str, Any], aspects: dict[str, dict]
 ) -> tuple[pd.DataFrame, dict[str, Callable[[], np.ndarray]], pd.DataFrame, dict, pd.DataFrame]:
-    """The seeded synthetic catalogue (DESIGN §8) as the four raw entries plus its latents.
+    """The seeded synthetic catalogue as the four raw entries plus its latents.
+
+    See docs/design.md, "Synthetic default".
 
     Segment arrays are returned as callables, so they are generated one track at a time
     while the ``segments`` dataset writes them.

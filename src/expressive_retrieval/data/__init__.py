@@ -1,0 +1,2 @@
+"""Data preparation: the raw input contract, segments, schema suites, relevance, splits,
+discovery probes and the synthetic catalogue."""

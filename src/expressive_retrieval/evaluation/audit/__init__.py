@@ -1,0 +1,1 @@
+"""The blind human audit: sampling, pooling and agreement (``kit``), the rater page (``page``)."""
