@@ -1,5 +1,5 @@
 """Bundles in object storage: publish a bundle folder to an fsspec URL; fetch one into a
-local cache keyed by ``bundle_sha256`` (DESIGN §7).
+local cache keyed by ``bundle_sha256`` (docs/design.md, "Bundle").
 
 Needs the ``[s3]`` extra (fsspec, s3fs) for ``s3://`` URLs; any fsspec URL works.
 Credentials come from fsspec's own chain (for S3: the standard AWS chain — environment,
