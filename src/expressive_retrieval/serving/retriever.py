@@ -34,7 +34,7 @@ from expressive_retrieval.serving.bundle import (
 )
 from expressive_retrieval.serving.head import NumpyProjectionHead
 from expressive_retrieval.vectors.aspects import track_vectors, weight_query_vectors
-from expressive_retrieval.vectors.index import read_index, search
+from expressive_retrieval.vectors.index import read_index
 from expressive_retrieval.vectors.index import read_manifest as read_manifest_of_index
 from expressive_retrieval.vectors.track_scores import aggregate_to_tracks
 
@@ -45,6 +45,7 @@ EMBED_CHUNK = 32  # clips embedded per numpy pass
 TRACK_DEPTH_FACTOR = 4  # clip hits fetched per wanted track (× track_scoring.k), then ×4
 TRACK_MAX_DEPTH = 4096  # clip hits a track search deepens to at most
 TRACK_ANN_CANDIDATES = 800  # clip hits whose tracks are re-scored, with an ANN index
+TRACK_REFINE_FACTOR = 2  # an ANN index's refinement factor when it finds track candidates
 TRACK_CHUNK = 64  # candidate tracks scored exactly per pass
 
 
@@ -156,6 +157,14 @@ class Retriever:
                 f"the manifest and model say {expected[1]} of dim {expected[0]}"
             )
         self._exact_index = isinstance(self.index, faiss.IndexFlat)
+        # Track candidates are re-scored exactly from the clip vectors, so their search
+        # skips most of the index's own exact refinement (k_factor_rf 32 → 2: at 800
+        # hits, 2 ms instead of 18 ms per query).
+        self._candidate_params = (
+            faiss.IndexRefineSearchParameters(k_factor=TRACK_REFINE_FACTOR)
+            if isinstance(self.index, faiss.IndexRefine)
+            else None
+        )
         self.clip_vectors = self._array_file("clip_vectors")
         self._track_vectors = self._array_file("track_vectors")
         columns = ["clip_id", "track_id", "segment_start", "segment_end", "split"]
@@ -431,7 +440,12 @@ class Retriever:
         return keep
 
     def _allowed_hits(
-        self, vectors: np.ndarray, depth: int, codes: list[np.ndarray], wanted: np.ndarray | None
+        self,
+        vectors: np.ndarray,
+        depth: int,
+        codes: list[np.ndarray],
+        wanted: np.ndarray | None,
+        params: faiss.SearchParameters | None = None,
     ) -> list[tuple[np.ndarray, np.ndarray, bool]]:
         """Per query, the best ``depth`` allowed clip rows, their scores, and whether
         allowed clips beyond them may exist.
@@ -448,7 +462,8 @@ class Retriever:
         pending = np.arange(len(vectors))
         while pending.size:
             deepest = int(max(fetch[pending].max(), 1))
-            scores, rows = search(self.index, vectors[pending], deepest)
+            queries = np.ascontiguousarray(vectors[pending], dtype=np.float32)
+            scores, rows = self.index.search(queries, deepest, params=params)
             short = []
             for q, q_scores, q_rows in zip(pending, scores, rows, strict=True):
                 keep = self._keep(q_rows, codes[q], wanted)
@@ -640,7 +655,7 @@ class Retriever:
                 raise QueryError(f"candidates must be a positive integer, got {candidates!r}")
             depth = int(candidates)
         depth = max(1, min(depth, self.index.ntotal))
-        hits = self._allowed_hits(vectors, depth, codes, wanted)
+        hits = self._allowed_hits(vectors, depth, codes, wanted, self._candidate_params)
         return [
             self._track_hits(vector, k, c, wanted, h, depth)
             for vector, c, h in zip(vectors, codes, hits, strict=True)
