@@ -287,7 +287,8 @@ def test_every_manifest_field_is_checked_against_the_schema(
 def test_the_shipped_schema_is_valid_and_names_every_written_field(tiny_bundle) -> None:
     schema = manifest_schema()
     jsonschema.validators.validator_for(schema).check_schema(schema)
-    assert set(schema["required"]) == set(_manifest(tiny_bundle.path))
+    written = set(_manifest(tiny_bundle.path))
+    assert set(schema["required"]) | set(schema["then"]["required"]) == written
 
 
 @pytest.mark.parametrize(
@@ -360,3 +361,12 @@ def test_the_bundle_preview_is_its_manifest_with_a_file_count(tiny_bundle) -> No
     manifest = json.loads((tiny_bundle.path / MANIFEST_FILE).read_text())
     assert preview["num_files"] == len(manifest["files"]) and "files" not in preview
     assert preview["bundle_version"] == manifest["bundle_version"] == tiny_bundle.path.name
+
+
+def test_a_version_1_bundle_still_loads_with_its_release_derived() -> None:
+    """Bundles written before ``release`` and ``README.md`` (schema_version 1) still load."""
+    old = Path(__file__).parents[1] / "fixtures/pre_move/bundle/2026-01-01T00.00.00.000Z"
+    retriever = load_bundle(old)
+    assert retriever.manifest["schema_version"] == 1 and "release" not in retriever.manifest
+    assert retriever.release == "approved"  # its only gate passed
+    assert not (old / README_FILE).exists()

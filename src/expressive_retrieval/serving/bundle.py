@@ -40,7 +40,8 @@ logger = logging.getLogger(__name__)
 MANIFEST_FILE = "manifest.json"
 README_FILE = "README.md"
 SCHEMA_FILE = "manifest.schema.json"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 2  # written; version 1 (before release and README.md) is still read
+READABLE_VERSIONS = (1, 2)
 PARTIAL_SUFFIX = ".partial"
 RELEASES = ("candidate", "approved", "rejected")
 
@@ -105,6 +106,11 @@ def _relative(path: str) -> PurePosixPath:
     if relative.is_absolute() or not relative.parts or ".." in relative.parts:
         raise BundleIntegrityError(f"bundle path {path!r} is not a relative path inside it")
     return relative
+
+
+def release_in(manifest: Mapping[str, Any]) -> str:
+    """The manifest's ``release``; a version-1 manifest predates it: derived from its gates."""
+    return manifest.get("release") or release_of(manifest["evaluation_gates"])
 
 
 def release_of(gates: Mapping[str, str]) -> str:
@@ -230,10 +236,10 @@ def parse_manifest(data: bytes, where: str) -> dict[str, Any]:
         manifest = json.loads(data.decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise BundleIntegrityError(f"{where}: not valid JSON ({error})") from error
-    if isinstance(manifest, dict) and manifest.get("schema_version") != SCHEMA_VERSION:
+    if isinstance(manifest, dict) and manifest.get("schema_version") not in READABLE_VERSIONS:
         raise BundleIntegrityError(
             f"{where}: schema_version {manifest.get('schema_version')!r}, this reader knows "
-            f"{SCHEMA_VERSION}"
+            f"{list(READABLE_VERSIONS)}"
         )
     return check_manifest(manifest, where)
 
@@ -295,7 +301,9 @@ def verify_bundle(
                 f"{folder / name}: sha256 does not match the manifest (altered)"
             )
     readme = folder / README_FILE
-    if not readme.is_file() or readme.read_bytes() != readme_text(manifest).encode():
+    if manifest["schema_version"] >= 2 and (
+        not readme.is_file() or readme.read_bytes() != readme_text(manifest).encode()
+    ):
         raise BundleIntegrityError(f"{readme}: missing or does not match manifest.json")
     return manifest
 

@@ -73,7 +73,8 @@ def _remote_sha256(fs: Any, path: str) -> tuple[str, int]:
 
 
 def _files(manifest: Mapping[str, Any]) -> list[str]:
-    return [entry["path"] for entry in manifest["files"]] + [README_FILE]
+    readme = [README_FILE] if manifest["schema_version"] >= 2 else []  # version 1 had none
+    return [entry["path"] for entry in manifest["files"]] + readme
 
 
 def publish_bundle(
@@ -122,8 +123,9 @@ def _check_landed(fs: Any, target: str, manifest: Mapping[str, Any], where: str)
     if bundle_sha256(landed) != bundle_sha256(manifest):
         raise BundleIntegrityError(f"{where}/{MANIFEST_FILE}: differs from the published one")
     expected = {entry["path"]: (entry["sha256"], entry["bytes"]) for entry in manifest["files"]}
-    readme = readme_text(manifest).encode()
-    expected[README_FILE] = (hashlib.sha256(readme).hexdigest(), len(readme))
+    if README_FILE in _files(manifest):
+        readme = readme_text(manifest).encode()
+        expected[README_FILE] = (hashlib.sha256(readme).hexdigest(), len(readme))
     for name, recorded in expected.items():
         if _remote_sha256(fs, f"{target}/{name}") != recorded:
             raise BundleIntegrityError(f"{where}/{name}: what landed differs from the bundle")

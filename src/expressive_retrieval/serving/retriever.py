@@ -30,6 +30,7 @@ from expressive_retrieval.serving.bundle import (
     PROJECTION,
     BundleIntegrityError,
     bundle_sha256,
+    release_in,
     verify_bundle,
 )
 from expressive_retrieval.serving.head import NumpyProjectionHead
@@ -133,7 +134,7 @@ class Retriever:
     def __init__(self, folder: Path, manifest: dict[str, Any]) -> None:
         self.folder, self.manifest = Path(folder), manifest
         self.bundle_sha256: str = bundle_sha256(manifest)
-        self.release: str = manifest["release"]
+        self.release: str = release_in(manifest)
         config = json.loads((folder / FILES["projection_config"]).read_text())
         self.head = NumpyProjectionHead(config, load_file(folder / FILES["projection_model"]))
         self.aspects: list[str] = list(config["aspects"])
