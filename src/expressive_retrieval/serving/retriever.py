@@ -45,7 +45,7 @@ EMBED_UNIT_MIN = 0.5  # an embedded sub-vector shorter than this (an overflow) i
 EMBED_CHUNK = 32  # clips embedded per numpy pass
 TRACK_DEPTH_FACTOR = 4  # clip hits fetched per wanted track (× track_scoring.k), then ×4
 TRACK_MAX_DEPTH = 4096  # clip hits a track search deepens to at most
-TRACK_ANN_CANDIDATES = 800  # clip hits whose tracks are re-scored, with an ANN index
+TRACK_ANN_CANDIDATES = 1600  # clip hits whose tracks are re-scored, with an ANN index
 TRACK_REFINE_FACTOR = 2  # an ANN index's refinement factor when it finds track candidates
 TRACK_CHUNK = 64  # candidate tracks scored exactly per pass
 
