@@ -7,14 +7,18 @@ from kedro.pipeline import Pipeline
 def register_pipelines() -> dict[str, Pipeline]:
     """Register every pipeline found under ``pipelines/``.
 
-    ``__default__`` runs them all, starting from ``synthetic_data`` (the embedded
-    default catalogue); ``training`` runs all but ``synthetic_data``, for users' own data.
+    ``__default__`` runs them all but ``audio_features``, starting from ``synthetic_data``
+    (the embedded default catalogue); ``training`` runs all but the two pipelines that
+    write raw inputs (``synthetic_data``, ``audio_features``), for users' own data.
     Kedro orders nodes by their datasets, so the sums run in data-flow order.
     """
     pipelines = find_pipelines(raise_errors=True)
-    pipelines["__default__"] = sum(pipelines.values(), Pipeline([]))
+    found = dict(pipelines)
+    pipelines["__default__"] = sum(
+        (p for name, p in found.items() if name != "audio_features"), Pipeline([])
+    )
     pipelines["training"] = sum(
-        (p for name, p in pipelines.items() if name not in {"synthetic_data", "__default__"}),
+        (p for name, p in found.items() if name not in {"synthetic_data", "audio_features"}),
         Pipeline([]),
     )
     return pipelines

@@ -12,6 +12,7 @@ from expressive_retrieval.data.segments import clip_refs
 from expressive_retrieval.evaluation.metrics import RUN_DEPTH
 from expressive_retrieval.evaluation.retrieval import TASKS
 from expressive_retrieval.pipelines.evaluation.nodes import SYSTEMS
+from expressive_retrieval.pipelines.export.nodes import _check_extraction
 from expressive_retrieval.serving.bundle import FILES, FOLDERS, MANIFEST_FILE, README_FILE
 from tests.pipelines.test_evaluation import LENIENT, overridden
 
@@ -161,3 +162,10 @@ def test_a_model_that_failed_an_evaluation_gate_is_not_bundled(exported) -> None
         assert manifest["evaluation_gates"]["counterfactual"] == "failed"
     finally:
         exported.catalog().save("evaluation_report", good)
+
+
+def test_an_extraction_of_other_embeddings_is_refused() -> None:
+    config = {"num_layers": 13, "dim": 768}
+    _check_extraction({"L": 13, "D": 768}, config)
+    with pytest.raises(ValueError, match="extraction records L, D = \\(25, 1024\\)"):
+        _check_extraction({"L": 25, "D": 1024}, config)

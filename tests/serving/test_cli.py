@@ -91,6 +91,13 @@ def test_a_bad_query_exits_2(capsys, tiny_bundle, tmp_path: Path, query, extra, 
     assert code == 2 and message in err
 
 
+def test_audio_needs_a_bundle_with_an_extraction_record(capsys, tiny_bundle, tmp_path) -> None:
+    audio = tmp_path / "take.wav"
+    audio.write_bytes(b"")  # never read: the bundle is refused first
+    code, _, err = _run(capsys, "search", str(tiny_bundle.path), "--audio", str(audio))
+    assert code == 2 and "no audio_features/extraction.json" in err
+
+
 def test_the_module_runs_as_a_program(tiny_bundle) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "expressive_retrieval.serving", "verify", str(tiny_bundle.path)],

@@ -72,6 +72,8 @@ FILES = {
     "index_manifest": f"{PROJECTION}/index_manifest.json",
     "evaluation_report": f"{EVALUATION}/evaluation_report.json",
 }
+# Bundled when the run has one: how the corpus was embedded from audio (audio_features).
+OPTIONAL_FILES = {"extraction": "audio_features/extraction.json"}
 FOLDERS = {
     "clip_index": PROJECTION,
     "evaluation_runs": f"{EVALUATION}/runs",

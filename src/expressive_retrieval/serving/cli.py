@@ -3,14 +3,16 @@
     expressive-retrieval verify BUNDLE [--expect-sha256 SHA] [--no-verify]
     expressive-retrieval search BUNDLE --query q.npy \\
         [--tracks] [--k 10] [--weights tempo=2,dynamics=1] [--exclude-track T ...]
+    expressive-retrieval search BUNDLE --audio take.flac [--model /models/MERT-v1-95M] ...
     expressive-retrieval publish BUNDLE s3://bucket/prefix
 
 ``BUNDLE`` is a bundle folder or a URL (``s3://bucket/prefix/<version>``, or the prefix
 with ``--latest``), fetched into the local cache first. A query file holds segments
 ``[n_seg, L, D]`` or a vector ``[vector_dim]``; a batch ``[Q, n_seg, L, D]`` or
-``[Q, vector_dim]`` prints one result list per query. ``search`` warns (on stderr) when
-the bundle is not an approved release. Exit status: 0 on success, 1 for a refused
-bundle, 2 for a refused query or bad arguments.
+``[Q, vector_dim]`` prints one result list per query. An audio query (``pip install
+'expressive-retrieval[audio]'``) is embedded as the bundle's extraction record says.
+``search`` warns (on stderr) when the bundle is not an approved release. Exit status: 0 on
+success, 1 for a refused bundle or model, 2 for a refused query or bad arguments.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from expressive_retrieval.audio.embedding import ModelMismatchError
 from expressive_retrieval.serving.bundle import BundleIntegrityError
 from expressive_retrieval.serving.retriever import QueryError, Retriever, load_bundle
 
@@ -63,7 +66,10 @@ def _parser() -> argparse.ArgumentParser:
     _bundle_arguments(verify)
     search = commands.add_parser("search", help="search clips (or tracks) like a query")
     _bundle_arguments(search)
-    search.add_argument("--query", type=Path, required=True, help=".npy: segments or a vector")
+    query = search.add_mutually_exclusive_group(required=True)
+    query.add_argument("--query", type=Path, help=".npy: segments or a vector")
+    query.add_argument("--audio", type=Path, help="an audio file, embedded as the corpus was")
+    search.add_argument("--model", help="the recorded model's folder here (with --audio)")
     search.add_argument("--tracks", action="store_true", help="return tracks instead of clips")
     search.add_argument("--k", type=int, default=10)
     search.add_argument("--weights", type=_weights, help="aspect=weight,... (others weigh 0)")
@@ -108,10 +114,13 @@ def _search(args: argparse.Namespace) -> object:
             ReleaseWarning,
             stacklevel=2,
         )
-    try:
-        query = np.load(args.query, allow_pickle=False)
-    except (OSError, ValueError) as error:
-        raise QueryError(f"{args.query}: not a readable .npy array ({error})") from error
+    if args.audio is not None:
+        query = retriever.embed_audio(args.audio, model=args.model)
+    else:
+        try:
+            query = np.load(args.query, allow_pickle=False)
+        except (OSError, ValueError) as error:
+            raise QueryError(f"{args.query}: not a readable .npy array ({error})") from error
     batch = query.ndim in (2, 4)
     queries = list(query) if batch else [query]
     search = retriever.search_tracks_batch if args.tracks else retriever.search_clips_batch
@@ -140,6 +149,9 @@ def main(argv: list[str] | None = None) -> None:
             output = _search(args)
     except (BundleIntegrityError, FileExistsError) as error:
         print(f"bundle refused: {error}", file=sys.stderr)
+        sys.exit(1)
+    except ModelMismatchError as error:
+        print(f"model refused: {error}", file=sys.stderr)
         sys.exit(1)
     except QueryError as error:
         print(f"query refused: {error}", file=sys.stderr)

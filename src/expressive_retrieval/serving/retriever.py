@@ -25,8 +25,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from safetensors.numpy import load_file
 
+from expressive_retrieval.serving.audio_query import AudioError, AudioQueries
 from expressive_retrieval.serving.bundle import (
     FILES,
+    OPTIONAL_FILES,
     PROJECTION,
     BundleIntegrityError,
     bundle_sha256,
@@ -184,6 +186,13 @@ class Retriever:
         self._clips_of_track = np.argsort(self._track_of, kind="stable")
         self._track_start = np.concatenate([[0], np.cumsum(self._track_size)])
         self._split_counts = np.bincount(self._split_of, minlength=len(self.splits))
+        listed = {entry["path"] for entry in manifest["files"]}
+        extraction = OPTIONAL_FILES["extraction"]
+        self.extraction: dict[str, Any] | None = (
+            json.loads((folder / extraction).read_text()) if extraction in listed else None
+        )
+        # torch-free until audio is embedded; the model is loaded once, under a lock.
+        self._audio_queries = AudioQueries(self.extraction) if self.extraction else None
 
     # ---- loading checks -------------------------------------------------------------------
     def _fail(self, what: str) -> BundleIntegrityError:
@@ -311,6 +320,44 @@ class Retriever:
     def embed(self, segments: np.ndarray) -> np.ndarray:
         """The unweighted vector ``[vector_dim]`` of one query's segments (``embed_batch``)."""
         return self.embed_batch([segments])[0]
+
+    def embed_audio(
+        self,
+        audio: str | Path | np.ndarray,
+        sample_rate: int | None = None,
+        model: str | Path | None = None,
+        device: str = "auto",
+        batch_segments: int = 8,
+    ) -> np.ndarray:
+        """Segments ``[n_seg, L, D]`` (float16) of a recording, embedded as the corpus was.
+
+        Pass them to ``search_clips``/``search_tracks`` or ``embed``. Needs
+        ``pip install 'expressive-retrieval[audio]'`` and a bundle with an extraction
+        record (a corpus embedded by ``audio_features``).
+
+        Args:
+            audio: an audio file (WAV, FLAC, OGG; MP3 where libsndfile decodes it) or
+                samples ``[frames]`` / ``[frames, channels]``; downmixed and resampled as
+                recorded.
+            sample_rate: the rate of an array (ignored for a file).
+            model: where the recorded model is on this machine (default: the recorded
+                location); its weights must hash to the recorded sha256.
+            device: ``"auto"`` (cuda when available), ``"cpu"``, ...
+            batch_segments: segments per model call.
+
+        Raises:
+            QueryError: no extraction record, or unusable audio.
+            ModelMismatchError: the model's weights differ from the recorded ones.
+        """
+        if self._audio_queries is None:
+            raise QueryError(
+                f"{self.folder}: this bundle has no {OPTIONAL_FILES['extraction']}; its corpus "
+                "was not embedded by audio_features, so embed queries as the corpus was"
+            )
+        try:
+            return self._audio_queries.embed(audio, sample_rate, model, device, batch_segments)
+        except AudioError as error:
+            raise QueryError(str(error)) from error
 
     def _query_vectors(self, queries: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
         """``[Q, vector_dim]`` from ready vectors and/or segments, each query checked."""

@@ -27,6 +27,7 @@ from expressive_retrieval.serving.bundle import (
     EVALUATION,
     FILES,
     FOLDERS,
+    OPTIONAL_FILES,
     BundleContents,
     release_of,
 )
@@ -119,6 +120,17 @@ def _check_projection(
         )
 
 
+def _check_extraction(extraction: Mapping[str, Any], projection_config: Mapping[str, Any]) -> None:
+    """The recorded extraction made embeddings of the model's ``L`` and ``D``."""
+    recorded = (extraction.get("L"), extraction.get("D"))
+    expected = (projection_config["num_layers"], projection_config["dim"])
+    if recorded != expected:
+        raise ValueError(
+            f"extraction records L, D = {recorded}, the model was trained on {expected}: "
+            "extraction.json belongs to other embeddings (rerun audio_features, or remove it)"
+        )
+
+
 def assemble_bundle(
     clips: pd.DataFrame,
     splits: pd.DataFrame,
@@ -144,6 +156,7 @@ def assemble_bundle(
     audit_kit: dict[str, str],
     projection_params: dict[str, Any],
     params: dict[str, Any],
+    extraction: dict[str, Any] | None = None,
 ) -> BundleContents:
     """Every file of the bundle, keyed by its path in the bundle, and the manifest metadata.
 
@@ -151,6 +164,8 @@ def assemble_bundle(
         projection_params: ``params:projection_retriever``; its ``track_scoring`` is how
             the serving API scores tracks, as evaluation does.
         params: ``params:export`` (``allow_failed_gates``).
+        extraction: how ``audio_features`` embedded the corpus, or None for embeddings
+            brought some other way; bundled when present, so queries are embedded alike.
 
     Returns:
         ``BundleContents`` for the ``artifact_bundle`` dataset, which writes, verifies and
@@ -158,8 +173,8 @@ def assemble_bundle(
 
     Raises:
         ValueError: the artifacts do not belong together (dataset version, vectors vs
-            index, row counts), an evaluation file is misnamed, or an evaluation gate
-            failed and ``allow_failed_gates`` is false.
+            index, row counts, extraction's L and D vs the model's), an evaluation file is
+            misnamed, or an evaluation gate failed and ``allow_failed_gates`` is false.
     """
     version = dataset_version["dataset_version"]
     _check_versions(
@@ -202,6 +217,9 @@ def assemble_bundle(
         "index_manifest": manifest_text(index_manifest).encode("utf-8"),
     }
     files = {FILES[name]: content for name, content in contents.items()}
+    if extraction is not None:
+        _check_extraction(extraction, projection_config)
+        files[OPTIONAL_FILES["extraction"]] = _json(extraction)
     evaluation = [
         _text_files(FOLDERS["evaluation_runs"], evaluation_runs, TASKS),
         _text_files(FOLDERS["evaluation_qrels"], evaluation_qrels, TASKS),

@@ -43,6 +43,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     **{name: name for name in ARTIFACTS},
                     "projection_params": "params:projection_retriever",
                     "params": "params:export",
+                    "extraction": "extraction",
                 },
                 "artifact_bundle",
                 name="assemble_bundle_node",
