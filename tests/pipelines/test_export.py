@@ -14,7 +14,7 @@ from expressive_retrieval.evaluation.metrics import RUN_DEPTH
 from expressive_retrieval.evaluation.retrieval import TASKS
 from expressive_retrieval.pipelines.evaluation.nodes import SYSTEMS
 from expressive_retrieval.pipelines.export.nodes import _check_extraction
-from expressive_retrieval.serving.bundle import FILES, FOLDERS, MANIFEST_FILE
+from expressive_retrieval.serving.bundle import FILES, FOLDERS, MANIFEST_FILE, README_FILE
 from tests.pipelines.test_evaluation import LENIENT, overridden
 
 SYSTEM = "projection_distilled_ann"
@@ -49,7 +49,7 @@ def test_the_bundle_has_exactly_the_designed_layout(exported) -> None:
     )
     assert {"evaluation/audit/audit_kit.csv", "evaluation/audit/audit_kit.html"} <= kit
     evaluation |= kit
-    assert found == set(FILES.values()) | evaluation | {MANIFEST_FILE}
+    assert found == set(FILES.values()) | evaluation | {MANIFEST_FILE, README_FILE}
     manifest = exported.load("artifact_bundle").manifest
     assert manifest["bundle_version"] == bundle.name
     assert manifest["dataset_version"] == exported.load("dataset_version")["dataset_version"]
@@ -76,7 +76,7 @@ def test_the_bundle_embeds_clips_as_the_pipeline_did(exported) -> None:
     retriever = exported.load("artifact_bundle")
     clips = exported.load("clips").iloc[::40]
     segments = exported.load("segments").clips(clip_refs(clips))
-    rows = [list(retriever.clip_ids).index(c) for c in clips["clip_id"]]
+    rows = [retriever.clip_ids.to_pylist().index(c) for c in clips["clip_id"]]
     vectors = np.stack([retriever.embed(s) for s in segments])
     np.testing.assert_allclose(vectors, retriever.clip_vectors[rows], atol=1e-5)
 
@@ -98,7 +98,7 @@ def test_the_bundle_answers_test_queries_like_its_run_file(exported, task: str) 
     retriever = exported.load("artifact_bundle")
     run = _run_file(bundle, task)
     queries = sorted(run)
-    rows = {c: i for i, c in enumerate(retriever.clip_ids)}
+    rows = {c: i for i, c in enumerate(retriever.clip_ids.to_pylist())}
     track_of = exported.load("clips").set_index("clip_id")["track_id"]
     own = [[track_of[q]] for q in queries]
     vectors = np.asarray(retriever.clip_vectors)[[rows[q] for q in queries]]

@@ -9,6 +9,7 @@ evaluation artifacts are small stand-ins: serving only checks their bytes.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import pytest
 import torch
 from kedro.io import Version
 
+from benchmarks.s3_server import SeaweedS3
 from expressive_retrieval.datasets import BundleDataset, FaissIndexDataset
 from expressive_retrieval.evaluation.gates import report_digest
 from expressive_retrieval.models import ProjectionConfig, ProjectionHead
@@ -155,3 +157,18 @@ def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> TinyBundle:
 def bundle_copy(tiny_bundle: TinyBundle, tmp_path: Path) -> Path:
     """A private copy of the tiny bundle, free to tamper with."""
     return Path(shutil.copytree(tiny_bundle.path, tmp_path / VERSION))
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
+    """A real S3 server (SeaweedFS) for the session, reached through the standard AWS
+    environment variables, which are set while it runs and restored after."""
+    server = SeaweedS3(tmp_path_factory.mktemp("seaweedfs")).start()
+    patch = pytest.MonkeyPatch()
+    try:
+        for name, value in server.env.items():
+            patch.setenv(name, value)
+        yield server
+    finally:
+        patch.undo()
+        server.stop()

@@ -278,12 +278,16 @@ def read_manifest(folder: Path) -> dict[str, Any]:
     return manifest
 
 
-def read_index(folder: Path, verify: bool = True) -> tuple[faiss.Index, dict[str, Any]]:
+def read_index(
+    folder: Path, verify: bool = True, mmap: bool = False
+) -> tuple[faiss.Index, dict[str, Any]]:
     """Load ``folder``'s index and manifest, checking the sha256 before FAISS reads a byte.
 
     FAISS does not validate its files, so a tampered one could crash the reader; with
     ``verify`` the file's checksum must match the manifest first. The index's metric,
     size and dimension must match the manifest, and its search params are re-applied.
+    With ``mmap``, stored vectors (flat and refine codes) are memory-mapped, not read: a
+    1M-vector index opens in a fraction of a second; the file must not change meanwhile.
 
     Raises:
         IntegrityError: the manifest or index file is missing, altered or inconsistent.
@@ -295,7 +299,7 @@ def read_index(folder: Path, verify: bool = True) -> tuple[faiss.Index, dict[str
         verify_file(path, manifest["checksums"][INDEX_FILE])
     elif not path.is_file():
         raise IntegrityError(f"{path}: file is missing")
-    index = faiss.read_index(str(path))
+    index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC if mmap else 0)
     if manifest["metric"] != METRIC or index.metric_type != faiss.METRIC_INNER_PRODUCT:
         raise IntegrityError(f"{path}: not an inner-product index (manifest: {manifest['metric']})")
     found, recorded = (index.ntotal, index.d), (manifest["ntotal"], manifest["dim"])

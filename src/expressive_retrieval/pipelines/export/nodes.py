@@ -30,7 +30,10 @@ from expressive_retrieval.serving.bundle import (
     FOLDERS,
     OPTIONAL_FILES,
     BundleContents,
+    release_of,
 )
+from expressive_retrieval.serving.remote import publish_bundle
+from expressive_retrieval.serving.retriever import Retriever
 from expressive_retrieval.vectors.index import VECTORS_CONTENT, manifest_text, vectors_digest
 
 logger = logging.getLogger(__name__)
@@ -222,6 +225,7 @@ def assemble_bundle(
         "L": projection_config["num_layers"],
         "D": projection_config["dim"],
         "aspects": list(projection_config["aspects"]),
+        "release": release_of(gates),
         "evaluation_gates": gates,
         "serving": {
             "clip_segments": projection_config["clip_segments"],
@@ -241,3 +245,28 @@ def assemble_bundle(
         sum(len(extra) for extra in evaluation),
     )
     return BundleContents(files, metadata)
+
+
+def publish_bundle_node(bundle: Retriever, params: dict[str, Any]) -> dict[str, str] | None:
+    """Publish the verified bundle to ``params["publish_to"]`` (an fsspec URL) if set.
+
+    A ``rejected`` bundle (bundled although a gate failed) is never published.
+
+    Returns:
+        Where it landed (``url``, ``bundle_version``, ``bundle_sha256``), or None when
+        nothing was published.
+    """
+    url = params.get("publish_to")
+    version = bundle.manifest["bundle_version"]
+    if not url:
+        logger.info("Bundle %s not published (export.publish_to is null)", version)
+        return None
+    if bundle.release == "rejected":
+        logger.warning(
+            "Bundle %s failed evaluation gates %s: not published to %s",
+            version,
+            bundle.manifest["evaluation_gates"],
+            url,
+        )
+        return None
+    return publish_bundle(bundle.folder, url)

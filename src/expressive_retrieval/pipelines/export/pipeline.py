@@ -1,11 +1,12 @@
-"""``export``: every artifact of the run → one verified bundle folder.
+"""``export``: every artifact of the run → one verified bundle folder, then (with
+``export.publish_to``) published to object storage.
 
 The layout is the contract of docs/design.md, "Bundle".
 """
 
 from kedro.pipeline import Node, Pipeline
 
-from .nodes import assemble_bundle
+from .nodes import assemble_bundle, publish_bundle_node
 
 ARTIFACTS = [
     "clips",
@@ -47,6 +48,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 },
                 "artifact_bundle",
                 name="assemble_bundle_node",
-            )
+            ),
+            Node(
+                publish_bundle_node,
+                {"bundle": "artifact_bundle", "params": "params:export"},
+                None,
+                name="publish_bundle_node",
+            ),
         ]
     )
