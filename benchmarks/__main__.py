@@ -8,6 +8,7 @@ import sys
 import warnings
 
 BENCHMARKS = [
+    "audio_features",
     "splits",
     "labels_and_splits",
     "ann",

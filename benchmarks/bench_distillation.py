@@ -3,9 +3,10 @@
 Targets (issue 4): on the default catalogue's test split, the distilled projection's
 clip→clip nDCG@10 is at least 95% of the oracle's and above the plain ``projection``
 (same code and budget, distillation off); ``projection_retriever`` (teacher scores, both
-heads, corpus vectors, index, report) runs within 60 s. One seed decides little on a test
-split of ~120 queries, so the comparison is the mean over several training seeds; the
-data, labels and oracle stay fixed.
+heads, corpus vectors, index) runs within 60 s. The figures come from the evaluation
+report (the one place the test split is scored), with its paired interval of distilled -
+plain per seed; the mean over several training seeds shows what the seed adds. The data,
+labels and oracle stay fixed.
 """
 
 from __future__ import annotations
@@ -34,7 +35,12 @@ def main() -> None:
     quiet = {"progress": False}
     with tempfile.TemporaryDirectory() as tmp:
         project = ScratchProject(
-            Path(tmp) / "default", {"oracle_scorer": quiet, "projection_retriever": quiet}
+            Path(tmp) / "default",
+            {
+                "oracle_scorer": quiet,
+                "projection_retriever": quiet,
+                "evaluation": {"gates": {"fail_on_gate": False}},
+            },
         )
         measured(
             "benchmarks.scratch:run_pipelines",
@@ -49,7 +55,12 @@ def main() -> None:
                 root=str(project.root),
                 pipelines=["projection_retriever"],
             )
-            systems = project.load("projection_eval_report")["systems"]
+            measured(
+                "benchmarks.scratch:run_pipelines",
+                root=str(project.root),
+                pipelines=["evaluation"],
+            )
+            report = project.load("evaluation_report")
             runs.append(
                 {
                     "seed": seed,
@@ -59,8 +70,19 @@ def main() -> None:
                         for name in ("projection", "projection_ablation")
                     },
                     **{
-                        system: {task: systems[system][task]["ndcg@10"] for task in TASKS}
+                        system: {
+                            task: report["tasks"][task]["systems"][system]["ndcg@10"]
+                            for task in TASKS
+                        }
                         for system in SYSTEMS
+                    },
+                    "distilled_minus_plain": {
+                        task: next(
+                            c
+                            for c in report["comparisons"][task]
+                            if (c["a"], c["b"]) == ("projection_distilled", "projection")
+                        )
+                        for task in TASKS
                     },
                 }
             )

@@ -6,11 +6,19 @@
   verified ``load_bundle`` in a fresh process; single-query latency p50/p99 of embed +
   search (clips, and tracks) on one thread, queries being the test clips' real segments;
   batched throughput (embed + search, batches of 256, 2 threads).
-* ``million``: the same model over a 1M-clip corpus (``bench_ann``'s clustered vectors)
-  behind the shipped ANN configuration, as a complete bundle: load, latency, throughput.
+* ``million``: the same model over a 1M-clip corpus (``bench_ann``'s clustered vectors,
+  20 clips per track: 50k tracks) behind the shipped ANN configuration, as a complete
+  bundle: load with ``verify=False`` and ``True``; clip and track latency; track
+  recall@10 against exhaustive track scoring for several ``candidates``; throughput of
+  one ``Retriever`` shared by 1, 2, 4 and 8 threads.
+* ``s3``: publish the default bundle to a local S3 server (SeaweedFS), load it (download
+  into an empty cache, verify), and load it again from the cache.
 
-Targets (issue 6): verified load of the default bundle < 2 s; single-query p99 (embed +
-search) < 20 ms at 1M vectors with the shipped ANN configuration, on 2 cores.
+Targets (issues 6, 16): verified load of the default bundle < 2 s; at 1M clips, clip p99
+(embed + search) <= 2 ms and track p99 <= 5 ms with track recall@10 >= 0.95, single
+thread; 1M-clip load < 0.5 s with ``verify=False``, <= 2.2 s with ``verify=True``;
+throughput at 4 threads >= 3x one thread (needs 4 or more cores: ``cpu_count`` is
+recorded, and the target is not judged on fewer).
 """
 
 from __future__ import annotations
@@ -34,7 +42,11 @@ SEGMENTS = REPO / "data" / "01_raw" / "segments"
 ANN = {"factory": "IVF2048,PQ80x4fs,RFlat", "search_params": {"nprobe": 256, "k_factor_rf": 32}}
 MILLION, CLIPS_PER_TRACK, TRAIN_SIZE = 1_000_000, 20, 100_000
 QUERIES, BATCH, K, THREADS = 300, 256, 10, 2
-TARGET_LOAD_S, TARGET_P99_MS = 2.0, 20.0
+RECALL_QUERIES, CANDIDATES = 100, (None, 200, 400, 800, 3200)
+THREAD_COUNTS, THREAD_QUERIES = (1, 2, 4, 8), 400
+TARGET_LOAD_S, TARGET_CLIP_P99_MS, TARGET_TRACK_P99_MS, TARGET_TRACK_RECALL = 2.0, 2.0, 5.0, 0.95
+TARGET_MILLION_LOAD_S = {"verify_false": 0.5, "verify_true": 2.2}
+TARGET_THREAD_SPEEDUP, THREAD_CORES = 3.0, 4
 
 
 def _size_mb(folder: Path) -> float:
@@ -81,9 +93,9 @@ def _query_segments(bundle: Path) -> list[np.ndarray]:
     ]
 
 
-def load_time(bundle: str, repeats: int = 5) -> dict[str, float]:
-    """Import time, first verified load, median of ``repeats`` more (in a fresh process:
-    this module imports only numpy, so ``import_s`` is the serving API's own)."""
+def load_time(bundle: str, repeats: int = 5, verify: bool = True) -> dict[str, float]:
+    """Import time, first load, median of ``repeats`` more (in a fresh process: this
+    module imports only numpy, so ``import_s`` is the serving API's own)."""
     started = time.perf_counter()
     from expressive_retrieval.serving import load_bundle
 
@@ -91,7 +103,7 @@ def load_time(bundle: str, repeats: int = 5) -> dict[str, float]:
     times = []
     for _ in range(repeats + 1):
         started = time.perf_counter()
-        load_bundle(bundle, verify=True)
+        load_bundle(bundle, verify=verify)
         times.append(time.perf_counter() - started)
     return {
         "import_s": round(imported, 3),
@@ -112,7 +124,7 @@ def query_costs(bundle: str, queries_from: str) -> dict[str, Any]:
     out: dict[str, Any] = {"queries": len(queries), "k": K}
     for kind, search in (("clips", retriever.search_clips), ("tracks", retriever.search_tracks)):
         faiss.omp_set_num_threads(1)
-        search(queries[0], k=K)  # warm up
+        _warm(search, queries)
         times = []
         for query, w in zip(queries, weights, strict=True):
             started = time.perf_counter()
@@ -133,6 +145,126 @@ def query_costs(bundle: str, queries_from: str) -> dict[str, Any]:
     embedded = len(retriever.embed_batch(queries[:BATCH]))
     out["embed_only_batched_qps"] = round(embedded / (time.perf_counter() - started), 1)
     return out
+
+
+def _percentiles(seconds: list[float]) -> dict[str, float]:
+    p50, p99 = np.percentile(np.array(seconds) * 1000, [50, 99])
+    return {"p50": round(float(p50), 3), "p99": round(float(p99), 3)}
+
+
+def _warm(search: Any, queries: list[Any]) -> None:
+    """Answer every query once: the index's vectors are memory-mapped, and the first
+    queries after a load page them in (timed runs measure the steady state)."""
+    for query in queries:
+        search(query, k=K)
+
+
+def track_recall(bundle: str) -> dict[str, Any]:
+    """Track search against exhaustive track scoring (every clip scored, aggregated per
+    track as the bundle's ``track_scoring``): recall@``K`` and single-thread latency for
+    each ``candidates`` setting. Queries are held-out vectors drawn like the corpus
+    (``bench_ann``'s space, another seed): the default model's embeddings are not from
+    that synthetic space, so their best tracks would be near-ties."""
+    import faiss
+
+    from benchmarks.bench_ann import aspect_space, aspect_vectors
+    from expressive_retrieval.serving import load_bundle
+    from expressive_retrieval.vectors.aspects import weight_query_vectors
+    from expressive_retrieval.vectors.track_scores import aggregate_to_tracks
+
+    faiss.omp_set_num_threads(1)
+    retriever = load_bundle(bundle, verify=False)
+    vectors = aspect_vectors(aspect_space(), RECALL_QUERIES, seed=7)
+    _warm(retriever.search_tracks, list(vectors))
+    rng = np.random.default_rng(1)
+    weights = rng.dirichlet(np.ones(len(retriever.aspects)), len(vectors))
+    weighted = weight_query_vectors(vectors, weights, len(retriever.aspects))
+    corpus = np.asarray(retriever.clip_vectors)
+    exact = []
+    for query in weighted:
+        scores = aggregate_to_tracks(
+            (corpus @ query)[None], retriever._track_of, len(retriever.track_ids),
+            **retriever.track_scoring,
+        )[0]  # fmt: skip
+        exact.append(set(np.argpartition(-scores, K)[:K].tolist()))
+    out: dict[str, Any] = {"queries": len(vectors), "k": K}
+    for candidates in CANDIDATES:
+        found, times = [], []
+        for vector, w, truth in zip(vectors, weights, exact, strict=True):
+            started = time.perf_counter()
+            hits = retriever.search_tracks(vector, k=K, weights=w, candidates=candidates)
+            times.append(time.perf_counter() - started)
+            codes = {int(np.searchsorted(retriever.track_ids, h.id)) for h in hits}
+            found.append(len(codes & truth) / K)
+        name = "default" if candidates is None else str(candidates)
+        out[name] = {"recall_at_k": round(float(np.mean(found)), 4), **_percentiles(times)}
+    return out
+
+
+def thread_throughput(bundle: str, queries_from: str) -> dict[str, Any]:
+    """Queries/s (embed + clip search, and embed + track search) of one ``Retriever``
+    shared by 1, 2, 4 and 8 threads, each thread answering one query at a time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import faiss
+
+    from expressive_retrieval.serving import load_bundle
+
+    faiss.omp_set_num_threads(1)  # parallelism from the request threads only
+    retriever = load_bundle(bundle, verify=False)
+    segments = _query_segments(Path(queries_from))
+    queries = [segments[i % len(segments)] for i in range(THREAD_QUERIES)]
+    out: dict[str, Any] = {"cpu_count": os.cpu_count(), "queries": len(queries)}
+    for kind in ("clips", "tracks"):
+        search = getattr(retriever, f"search_{kind}")
+        _warm(search, queries)
+        rates = {}
+        for threads in THREAD_COUNTS:
+            # OpenMP's thread count is per thread: set it in each worker too.
+            with ThreadPoolExecutor(
+                threads, initializer=faiss.omp_set_num_threads, initargs=(1,)
+            ) as pool:
+                started = time.perf_counter()
+                list(pool.map(lambda q, s=search: s(q, k=K), queries))
+                rates[str(threads)] = round(len(queries) / (time.perf_counter() - started), 1)
+        out[kind] = {
+            "qps": rates,
+            "speedup": {n: round(r / rates["1"], 2) for n, r in rates.items()},
+        }
+    return out
+
+
+def s3_round_trip(bundle: str) -> dict[str, Any]:
+    """Publish ``bundle`` to a local SeaweedFS S3 server, load it into an empty cache
+    (download + full verify + load), then load it again from the cache (full verify)."""
+    import s3fs
+
+    from benchmarks.s3_server import SeaweedS3
+    from expressive_retrieval.serving import load_bundle
+    from expressive_retrieval.serving.remote import publish_bundle
+
+    with tempfile.TemporaryDirectory() as folder:
+        server = SeaweedS3(Path(folder) / "server").start()
+        try:
+            os.environ.update(server.env)
+            s3fs.S3FileSystem().mkdir("bundles")
+            started = time.perf_counter()
+            landed = publish_bundle(bundle, "s3://bundles/expressive-retrieval")
+            published = time.perf_counter() - started
+            cache = Path(folder) / "cache"
+            times = {}
+            for name in ("download_and_load_s", "cached_load_s"):
+                started = time.perf_counter()
+                load_bundle("s3://bundles/expressive-retrieval", latest=True, cache_dir=cache)
+                times[name] = round(time.perf_counter() - started, 3)
+        finally:
+            server.stop()
+    return {
+        "bundle_mb": _size_mb(Path(bundle)),
+        "publish_s": round(published, 3),
+        **times,
+        "bundle_sha256": landed["bundle_sha256"],
+    }
 
 
 def million_bundle(source: str, folder: str) -> dict[str, Any]:
@@ -201,29 +333,65 @@ def main() -> None:
     )["value"]
     costs = measured("benchmarks.bench_serving:query_costs", bundle=default, queries_from=default)
     result["default_bundle"]["queries"] = costs["value"]
+    result["s3"] = measured("benchmarks.bench_serving:s3_round_trip", bundle=default)["value"]
     with tempfile.TemporaryDirectory() as folder:
         big = str(Path(folder) / "bundle")
         built = measured("benchmarks.bench_serving:million_bundle", source=default, folder=big)
-        load = measured("benchmarks.bench_serving:load_time", bundle=big, repeats=2)
+        loads = {
+            f"verify_{str(verify).lower()}": measured(
+                "benchmarks.bench_serving:load_time", bundle=big, repeats=2, verify=verify
+            )["value"]
+            for verify in (False, True)
+        }
         costs = measured("benchmarks.bench_serving:query_costs", bundle=big, queries_from=default)
+        recall = measured("benchmarks.bench_serving:track_recall", bundle=big)
+        threads = measured(
+            "benchmarks.bench_serving:thread_throughput", bundle=big, queries_from=default
+        )
         result["million"] = {
             "vectors": MILLION,
             "clips_per_track": CLIPS_PER_TRACK,
             "index": ANN,
             **built["value"],
-            "load": load["value"],
+            "load": loads,
             "peak_rss_mb_loaded_and_querying": costs["peak_rss_mb"],
             "queries": costs["value"],
+            "track_recall": recall["value"],
+            "threads": threads["value"],
         }
-    load_s = result["default_bundle"]["load"]["first_load_s"]
-    p99 = result["million"]["queries"]["clips"]["latency_ms"]["p99"]
     result["load_average"] = {"start": round(load_before, 2), "end": round(os.getloadavg()[0], 2)}
-    result["targets"] = {
-        "default_bundle_verified_load_s_max": TARGET_LOAD_S,
-        "million_single_query_p99_ms_max": TARGET_P99_MS,
-    }
-    result["passed"] = bool(load_s < TARGET_LOAD_S and p99 < TARGET_P99_MS)
+    result["targets"] = _targets(result)
+    result["passed"] = all(t["passed"] is not False for t in result["targets"].values())
     write_result("serving", result)
+
+
+def _targets(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each target with its measured value and verdict (None: not judged on this machine)."""
+    million = result["million"]
+    queries, recall = million["queries"], million["track_recall"]["default"]
+    speedup = million["threads"]["clips"]["speedup"]["4"]
+    cores = million["threads"]["cpu_count"] or 1
+    checks = {
+        "default_bundle_verified_load_s": (
+            result["default_bundle"]["load"]["first_load_s"],
+            "<",
+            TARGET_LOAD_S,
+        ),
+        "million_clip_p99_ms": (queries["clips"]["latency_ms"]["p99"], "<=", TARGET_CLIP_P99_MS),
+        "million_track_p99_ms": (queries["tracks"]["latency_ms"]["p99"], "<=", TARGET_TRACK_P99_MS),
+        "million_track_recall_at_10": (recall["recall_at_k"], ">=", TARGET_TRACK_RECALL),
+        **{
+            f"million_load_s_{name}": (million["load"][name]["load_s_median"], "<=", limit)
+            for name, limit in TARGET_MILLION_LOAD_S.items()
+        },
+        "threads_4_speedup": (speedup, ">=", TARGET_THREAD_SPEEDUP),
+    }
+    out = {}
+    for name, (value, op, limit) in checks.items():
+        ok = value < limit if op == "<" else value <= limit if op == "<=" else value >= limit
+        judged = name != "threads_4_speedup" or cores >= THREAD_CORES
+        out[name] = {"value": value, "target": f"{op} {limit}", "passed": ok if judged else None}
+    return out
 
 
 if __name__ == "__main__":

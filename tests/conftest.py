@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from benchmarks.random_models import save_tiny_model
 from benchmarks.scratch import ScratchProject, deep_merge
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
@@ -44,3 +45,9 @@ def labelled_project(tmp_path_factory: pytest.TempPathFactory) -> ScratchProject
     project = ScratchProject(tmp_path_factory.mktemp("labelled"), SMALL)
     project.run("synthetic_data", "labels_and_splits")
     return project
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small random HuBERT checkpoint folder (16 kHz), standing in for MERT offline."""
+    return save_tiny_model(tmp_path_factory.mktemp("tiny_hubert"))

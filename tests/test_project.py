@@ -43,6 +43,9 @@ def test_registry_has_every_pipeline_and_the_aggregates() -> None:
     assert "generate_synthetic_catalogue_node" in default
     assert "generate_synthetic_catalogue_node" not in training
     assert training | {"generate_synthetic_catalogue_node"} == default
+    # audio_features writes the same raw entries as synthetic_data: it runs on its own.
+    assert "extract_audio_features_node" in {n.name for n in registry["audio_features"].nodes}
+    assert "extract_audio_features_node" not in default
     # Evaluation reads only what this run writes (never a stale artifact on disk), and each
     # of its nodes runs after the nodes that write its inputs.
     order = registry["__default__"].nodes
@@ -85,6 +88,8 @@ def test_artifacts_are_versioned_and_telemetry_is_off() -> None:
         "segments",
         "proxy_targets",
         "discovery",
+        "extraction",  # written by audio_features beside the raw entries it describes
+        "recordings",
         "synthetic_latents",
         "previous_splits",
         "audit_judgements",  # returned by raters: an input folder, like the raw entries

@@ -1,5 +1,6 @@
-"""Project hooks: ``synthetic_data`` never overwrites inputs it did not write
-(docs/design.md, "Synthetic default"); later pipelines use one consistent label set
+"""Project hooks: the pipelines that write raw inputs (``synthetic_data``, ``audio_features``)
+never overwrite inputs they did not write (docs/design.md, "Synthetic default";
+docs/input_contract.md, "From audio"); later pipelines use one consistent label set
 (docs/design.md, "Pipelines and catalog names").
 """
 
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +18,39 @@ from expressive_retrieval.data.contract import RAW_ENTRIES
 from expressive_retrieval.data.label_set import LABEL_TABLES, verify_label_set
 from expressive_retrieval.vectors.integrity import sha256_file
 
-GENERATOR_NODE = "generate_synthetic_catalogue_node"
-MARKER_NAME = ".synthetic_manifest.json"
+GUARDED = (*RAW_ENTRIES, "extraction")  # every raw location a writer may fill
 
 
-class SyntheticDataRefused(RuntimeError):
-    """The raw locations hold inputs that ``synthetic_data`` did not write."""
+@dataclass(frozen=True)
+class RawWriter:
+    """A pipeline whose node writes raw entries, and the manifest recording what it wrote."""
+
+    pipeline: str
+    node: str
+    marker: str
+    advice: str
+
+
+WRITERS = (
+    RawWriter(
+        "synthetic_data",
+        "generate_synthetic_catalogue_node",
+        ".synthetic_manifest.json",
+        "To train on them run `kedro run --pipeline=training`; to regenerate the synthetic "
+        "catalogue, move them away first.",
+    ),
+    RawWriter(
+        "audio_features",
+        "extract_audio_features_node",
+        ".audio_features_manifest.json",
+        "To extract features from your recordings into these locations, move the files there "
+        "away first (or point the raw paths elsewhere in conf/local/globals.yml).",
+    ),
+)
+
+
+class RawInputsRefused(RuntimeError):
+    """The raw locations hold inputs that the pipeline about to write them did not write."""
 
 
 def fingerprint(path: Path) -> str | None:
@@ -36,16 +65,19 @@ def fingerprint(path: Path) -> str | None:
     return None
 
 
-def _marker_path(raw_files: dict[str, str]) -> Path:
-    return Path(raw_files["tracks"]).parent / MARKER_NAME
+def _marker_path(raw_files: dict[str, str], marker: str) -> Path:
+    return Path(raw_files["tracks"]).parent / marker
 
 
-def foreign_inputs(raw_files: dict[str, str]) -> list[str]:
-    """Raw paths that exist but were not written (or were changed since) by synthetic_data."""
-    marker = _marker_path(raw_files)
-    written = json.loads(marker.read_text()) if marker.is_file() else {}
+def foreign_inputs(raw_files: dict[str, str], marker: str = WRITERS[0].marker) -> list[str]:
+    """Raw paths that exist but were not written (or were changed since) by the writer
+    whose manifest is ``marker``."""
+    path_of_marker = _marker_path(raw_files, marker)
+    written = json.loads(path_of_marker.read_text()) if path_of_marker.is_file() else {}
     foreign = []
-    for entry in RAW_ENTRIES:
+    for entry in GUARDED:
+        if entry not in raw_files:
+            continue
         path = Path(raw_files[entry])
         current = fingerprint(path)
         is_empty_dir = path.is_dir() and not any(path.iterdir())
@@ -54,8 +86,8 @@ def foreign_inputs(raw_files: dict[str, str]) -> list[str]:
     return foreign
 
 
-class SyntheticDataGuard:
-    """Refuses to run ``synthetic_data`` over user data; records what it wrote."""
+class RawInputsGuard:
+    """Refuses to run a raw writer over data it did not write; records what it wrote."""
 
     def __init__(self) -> None:
         self._raw_files: dict[str, str] = {}
@@ -66,22 +98,24 @@ class SyntheticDataGuard:
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict, pipeline: Any, catalog: Any) -> None:
-        if not self._raw_files or GENERATOR_NODE not in {n.name for n in pipeline.nodes}:
-            return
-        foreign = foreign_inputs(self._raw_files)
-        if foreign:
-            raise SyntheticDataRefused(
-                "synthetic_data stops: these raw inputs were not written by it (or changed "
-                f"since): {', '.join(foreign)}. It never overwrites your data. To train on "
-                "them run `kedro run --pipeline=training`; to regenerate the synthetic "
-                "catalogue, move them away first."
-            )
+        nodes = {n.name for n in pipeline.nodes}
+        for writer in WRITERS:
+            if not self._raw_files or writer.node not in nodes:
+                continue
+            foreign = foreign_inputs(self._raw_files, writer.marker)
+            if foreign:
+                raise RawInputsRefused(
+                    f"{writer.pipeline} stops: these raw inputs were not written by it (or "
+                    f"changed since): {', '.join(foreign)}. It never overwrites your data. "
+                    + writer.advice
+                )
 
     @hook_impl
     def after_dataset_saved(self, dataset_name: str, data: Any, node: Any) -> None:
-        if node.name != GENERATOR_NODE or dataset_name not in RAW_ENTRIES:
+        writer = next((w for w in WRITERS if w.node == node.name), None)
+        if writer is None or dataset_name not in GUARDED:
             return
-        marker = _marker_path(self._raw_files)
+        marker = _marker_path(self._raw_files, writer.marker)
         written = json.loads(marker.read_text()) if marker.is_file() else {}
         written[dataset_name] = fingerprint(Path(self._raw_files[dataset_name]))
         marker.write_text(json.dumps(written, indent=2, sort_keys=True))

@@ -13,6 +13,7 @@ from expressive_retrieval.evaluation.metrics import (
     ranking_metrics,
     read_qrels,
     read_run,
+    recall_cutoffs,
     write_qrels,
     write_run,
 )
@@ -182,3 +183,12 @@ def test_aggregate_to_tracks_matches_loop(how: str) -> None:
                 expected[q, t] = max(own) if how == "max" else np.mean(own[:k])
     got = aggregate_to_tracks(clip_scores, track_index, num_tracks, how=how, k=k)
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+
+
+def test_a_split_too_small_for_any_recall_cut_off_still_scores() -> None:
+    assert (
+        recall_cutoffs(1) == () and recall_cutoffs(10) == (1, 5) and recall_cutoffs(100)[-1] == 50
+    )
+    scores = np.array([[0.9, 0.1]])
+    frame = per_query_metrics(scores, np.array([[1, 0]]), ["a", "b"], np.ones((1, 2), bool), ks=())
+    assert list(frame.columns) == ["mrr", "ndcg@10", "num_relevant"] and frame["mrr"].iloc[0] == 1.0

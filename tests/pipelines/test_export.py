@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 
 from expressive_retrieval.data.segments import clip_refs
+from expressive_retrieval.evaluation.gates import report_digest
 from expressive_retrieval.evaluation.metrics import RUN_DEPTH
 from expressive_retrieval.evaluation.retrieval import TASKS
 from expressive_retrieval.pipelines.evaluation.nodes import SYSTEMS
-from expressive_retrieval.serving.bundle import FILES, FOLDERS, MANIFEST_FILE
+from expressive_retrieval.pipelines.export.nodes import _check_extraction
+from expressive_retrieval.serving.bundle import FILES, FOLDERS, MANIFEST_FILE, README_FILE
 from tests.pipelines.test_evaluation import LENIENT, overridden
 
 SYSTEM = "projection_distilled_ann"
@@ -47,7 +49,7 @@ def test_the_bundle_has_exactly_the_designed_layout(exported) -> None:
     )
     assert {"evaluation/audit/audit_kit.csv", "evaluation/audit/audit_kit.html"} <= kit
     evaluation |= kit
-    assert found == set(FILES.values()) | evaluation | {MANIFEST_FILE}
+    assert found == set(FILES.values()) | evaluation | {MANIFEST_FILE, README_FILE}
     manifest = exported.load("artifact_bundle").manifest
     assert manifest["bundle_version"] == bundle.name
     assert manifest["dataset_version"] == exported.load("dataset_version")["dataset_version"]
@@ -74,7 +76,7 @@ def test_the_bundle_embeds_clips_as_the_pipeline_did(exported) -> None:
     retriever = exported.load("artifact_bundle")
     clips = exported.load("clips").iloc[::40]
     segments = exported.load("segments").clips(clip_refs(clips))
-    rows = [list(retriever.clip_ids).index(c) for c in clips["clip_id"]]
+    rows = [retriever.clip_ids.to_pylist().index(c) for c in clips["clip_id"]]
     vectors = np.stack([retriever.embed(s) for s in segments])
     np.testing.assert_allclose(vectors, retriever.clip_vectors[rows], atol=1e-5)
 
@@ -96,7 +98,7 @@ def test_the_bundle_answers_test_queries_like_its_run_file(exported, task: str) 
     retriever = exported.load("artifact_bundle")
     run = _run_file(bundle, task)
     queries = sorted(run)
-    rows = {c: i for i, c in enumerate(retriever.clip_ids)}
+    rows = {c: i for i, c in enumerate(retriever.clip_ids.to_pylist())}
     track_of = exported.load("clips").set_index("clip_id")["track_id"]
     own = [[track_of[q]] for q in queries]
     vectors = np.asarray(retriever.clip_vectors)[[rows[q] for q in queries]]
@@ -144,15 +146,22 @@ def test_artifacts_of_another_dataset_version_are_refused(exported) -> None:
 def test_a_model_that_failed_an_evaluation_gate_is_not_bundled(exported) -> None:
     before = _bundles(exported)
     catalog = exported.catalog()
-    good = catalog.load("evaluation_report")
-    failed = {"status": "failed", "detail": "aspect_faithfulness: oracle/tempo 0.05 < 0.3"}
-    catalog.save(
-        "evaluation_report", {**good, "gates": {**good["gates"], "counterfactual": failed}}
-    )
+    good, verdict = catalog.load("evaluation_report"), catalog.load("evaluation_verdict")
+    failed = {
+        "status": "failed",
+        "detail": "counterfactual: oracle/tempo rose by +0.001",
+        "failures": ["counterfactual: oracle/tempo rose by +0.001"],
+    }
+    bad = {**good, "gates": {**good["gates"], "counterfactual": failed}}
+    catalog.save("evaluation_report", bad)
+    # The gate step judged this report (and was told to go on).
+    catalog.save("evaluation_verdict", {**verdict, "report_sha256": report_digest(bad)})
     try:
         with (
             overridden(exported, {"export": {"allow_failed_gates": False}}),
-            pytest.raises(Exception, match=r"failed gate.*counterfactual.*refusing to bundle"),
+            pytest.raises(
+                Exception, match=r"(?s)gate\(s\) failed:.*counterfactual.*Refusing to bundle"
+            ),
         ):
             exported.run("export")
         assert _bundles(exported) == before
@@ -161,6 +170,28 @@ def test_a_model_that_failed_an_evaluation_gate_is_not_bundled(exported) -> None
         assert manifest["evaluation_gates"]["counterfactual"] == "failed"
     finally:
         exported.catalog().save("evaluation_report", good)
+        exported.catalog().save("evaluation_verdict", verdict)
+
+
+def test_export_waits_for_a_verdict_on_the_report_it_bundles(exported) -> None:
+    """A report the gates never judged (e.g. the gate step failed after saving it)."""
+    before = _bundles(exported)
+    catalog = exported.catalog()
+    good = catalog.load("evaluation_report")
+    catalog.save("evaluation_report", {**good, "split": "val"})
+    try:
+        with pytest.raises(Exception, match="not given on this evaluation_report"):
+            exported.run("export")
+        assert _bundles(exported) == before
+    finally:
+        exported.catalog().save("evaluation_report", good)
+
+
+def test_an_extraction_of_other_embeddings_is_refused() -> None:
+    config = {"num_layers": 13, "dim": 768}
+    _check_extraction({"L": 13, "D": 768}, config)
+    with pytest.raises(ValueError, match="extraction records L, D = \\(25, 1024\\)"):
+        _check_extraction({"L": 25, "D": 1024}, config)
 
 
 def test_a_newer_clips_version_than_dataset_version_is_refused(exported) -> None:

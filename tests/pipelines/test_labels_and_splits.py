@@ -62,7 +62,8 @@ def test_no_leak_across_splits(labelled_project) -> None:
     assert (pairs["query_clip_id"].map(track_of) != pairs["candidate_clip_id"].map(track_of)).all()
     # Split sizes close to the configured fractions.
     shares = splits["split"].value_counts(normalize=True)
-    assert abs(shares["train"] - 0.7) < 0.1
+    fractions = labelled_project.catalog().load("params:labels_and_splits")["split_fractions"]
+    assert abs(shares["train"] - fractions["train"]) < 0.1
 
 
 def test_validation_reports_are_saved(labelled_project) -> None:

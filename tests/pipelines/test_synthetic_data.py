@@ -16,7 +16,7 @@ from expressive_retrieval.data.relevance import (
 )
 from expressive_retrieval.data.synthetic import SIGNAL_PREFIX, SyntheticConfig, generate_catalogue
 from expressive_retrieval.evaluation.metrics import ranking_metrics
-from expressive_retrieval.hooks import SyntheticDataRefused, foreign_inputs
+from expressive_retrieval.hooks import RawInputsRefused, foreign_inputs
 
 REPO = Path(__file__).resolve().parents[2]
 ASPECTS = yaml.safe_load((REPO / "conf/base/parameters.yml").read_text())["aspects"]
@@ -129,6 +129,6 @@ def test_synthetic_data_refuses_to_overwrite_user_data(make_project) -> None:
     tracks.loc[0, "duration_s"] += 1.0  # the user edits the data
     tracks.to_parquet(raw / "tracks.parquet")
     before = (raw / "tracks.parquet").read_bytes()
-    with pytest.raises(SyntheticDataRefused, match="pipeline=training"):
+    with pytest.raises(RawInputsRefused, match="pipeline=training"):
         project.run("synthetic_data")
     assert (raw / "tracks.parquet").read_bytes() == before

@@ -9,6 +9,7 @@ evaluation artifacts are small stand-ins: serving only checks their bytes.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,9 @@ import pytest
 import torch
 from kedro.io import Version
 
+from benchmarks.s3_server import SeaweedS3
 from expressive_retrieval.datasets import BundleDataset, FaissIndexDataset
+from expressive_retrieval.evaluation.gates import report_digest
 from expressive_retrieval.models import ProjectionConfig, ProjectionHead
 from expressive_retrieval.models.serialization import state_dict_for_safetensors
 from expressive_retrieval.pipelines.export.nodes import assemble_bundle
@@ -91,7 +94,8 @@ def tiny_artifacts(folder: Path) -> tuple[dict[str, Any], dict[str, np.ndarray],
     clip_vectors = head.embed_numpy(stacked)
     config = head.config.to_dict()
     track_vectors, track_ids = make_track_vectors(clip_vectors, clips, config)
-    params = {"index": {"factory": "Flat", "search_params": {}}}
+    exact = {"factory": "Flat", "search_params": {}}
+    params = {"index": {"exact_up_to": len(clip_vectors), "exact": exact, "large": {}}}
     index_dataset = FaissIndexDataset(filepath=str(folder / "index"))
     index_dataset.save(build_clip_index(clip_vectors, clips, params))
     version = {
@@ -99,6 +103,11 @@ def tiny_artifacts(folder: Path) -> tuple[dict[str, Any], dict[str, np.ndarray],
         "parameters": {"labels_and_splits": {"clip_hop_segments": HOP}},
     }
     stamp = {"dataset_version": "tiny"}
+    report = {
+        **stamp,
+        "bundle_version": None,
+        "gates": {"ranking": {"status": "passed", "detail": ""}},
+    }
     artifacts = {
         "clips": clips,
         "splits": clips.groupby("track_id", as_index=False)["split"].first(),
@@ -121,16 +130,13 @@ def tiny_artifacts(folder: Path) -> tuple[dict[str, Any], dict[str, np.ndarray],
         "track_vectors": track_vectors,
         "track_ids": track_ids,
         "clip_index": index_dataset.load(),
-        "evaluation_report": {
-            **stamp,
-            "bundle_version": None,
-            "gates": {"ranking": {"status": "passed", "detail": ""}},
-        },
+        "evaluation_report": report,
+        "evaluation_verdict": {"passed": True, "report_sha256": report_digest(report)},
         "evaluation_runs": {"clip_to_clip/projection_distilled_ann.trec": "q Q0 c 1 0.5 s\n"},
         "evaluation_qrels": {"clip_to_clip.qrels": "q 0 c 1\n"},
         "evaluation_html": {"report.html": "<html></html>\n", "summary.md": "summary\n"},
         "audit_kit": {"audit_kit.csv": "item\n", "audit_kit.html": "<html></html>\n"},
-        "projection_params": {"track_scoring": {"how": "topk_mean", "k": 2}},
+        "checks": {"track_scoring": {"how": "topk_mean", "k": 2}},
         "params": {"allow_failed_gates": False},
     }
     return artifacts, segments, head
@@ -151,3 +157,18 @@ def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> TinyBundle:
 def bundle_copy(tiny_bundle: TinyBundle, tmp_path: Path) -> Path:
     """A private copy of the tiny bundle, free to tamper with."""
     return Path(shutil.copytree(tiny_bundle.path, tmp_path / VERSION))
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
+    """A real S3 server (SeaweedFS) for the session, reached through the standard AWS
+    environment variables, which are set while it runs and restored after."""
+    server = SeaweedS3(tmp_path_factory.mktemp("seaweedfs")).start()
+    patch = pytest.MonkeyPatch()
+    try:
+        for name, value in server.env.items():
+            patch.setenv(name, value)
+        yield server
+    finally:
+        patch.undo()
+        server.stop()

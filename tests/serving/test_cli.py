@@ -9,8 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from kedro.io import Version
 
-from expressive_retrieval.serving.cli import main
+from expressive_retrieval.datasets import BundleDataset
+from expressive_retrieval.pipelines.export.nodes import assemble_bundle
+from expressive_retrieval.serving import load_bundle
+from expressive_retrieval.serving.cli import ReleaseWarning, main
 
 
 def _run(capsys, *argv: str) -> tuple[int, object, str]:
@@ -25,8 +29,30 @@ def _run(capsys, *argv: str) -> tuple[int, object, str]:
 
 def test_verify_prints_a_summary(capsys, tiny_bundle) -> None:
     code, out, _ = _run(capsys, "verify", str(tiny_bundle.path))
+    digest = load_bundle(tiny_bundle.path).bundle_sha256
     assert code == 0 and out["verified"] is True
     assert out["bundle_version"] == tiny_bundle.path.name and out["files"] > 20
+    assert out["bundle_sha256"] == digest and out["release"] == "approved"
+    code, out, _ = _run(capsys, "verify", str(tiny_bundle.path), "--expect-sha256", digest)
+    assert code == 0 and out["bundle_sha256"] == digest
+    code, _, err = _run(capsys, "verify", str(tiny_bundle.path), "--expect-sha256", "ab" * 32)
+    assert code == 1 and f"bundle_sha256 is {digest}, expected {'ab' * 32}" in err
+
+
+def test_search_warns_on_a_candidate_release(capsys, tiny_bundle, tmp_path: Path) -> None:
+    artifacts = dict(tiny_bundle.artifacts)
+    report = artifacts["evaluation_report"]
+    artifacts["evaluation_report"] = {**report, "gates": {"audit": {"status": "pending"}}}
+    BundleDataset(path=str(tmp_path), version=Version(None, "candidate")).save(
+        assemble_bundle(**artifacts)
+    )
+    query = tmp_path / "q.npy"
+    np.save(query, tiny_bundle.segments["track_05"][:4])
+    code, out, _ = _run(capsys, "verify", str(tmp_path / "candidate"))
+    assert code == 0 and out["release"] == "candidate"
+    with pytest.warns(ReleaseWarning, match="is a candidate release"):
+        code, out, _ = _run(capsys, "search", str(tmp_path / "candidate"), "--query", str(query))
+    assert code == 0 and out["release"] == "candidate" and len(out["results"]) == 10
 
 
 def test_a_tampered_bundle_exits_1(capsys, bundle_copy: Path) -> None:
@@ -63,6 +89,13 @@ def test_a_bad_query_exits_2(capsys, tiny_bundle, tmp_path: Path, query, extra, 
     np.save(path, query)
     code, _, err = _run(capsys, "search", str(tiny_bundle.path), "--query", str(path), *extra)
     assert code == 2 and message in err
+
+
+def test_audio_needs_a_bundle_with_an_extraction_record(capsys, tiny_bundle, tmp_path) -> None:
+    audio = tmp_path / "take.wav"
+    audio.write_bytes(b"")  # never read: the bundle is refused first
+    code, _, err = _run(capsys, "search", str(tiny_bundle.path), "--audio", str(audio))
+    assert code == 2 and "no audio_features/extraction.json" in err
 
 
 def test_the_module_runs_as_a_program(tiny_bundle) -> None:

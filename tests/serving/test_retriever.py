@@ -7,9 +7,14 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
+import faiss
 import numpy as np
 import pytest
+from kedro.io import Version
 
+from expressive_retrieval.datasets import BundleDataset, FaissIndexDataset
+from expressive_retrieval.pipelines.export.nodes import assemble_bundle
+from expressive_retrieval.pipelines.projection_retriever.nodes import build_clip_index
 from expressive_retrieval.serving import QueryError, Retriever, load_bundle
 from expressive_retrieval.vectors.aspects import weight_query_vectors
 from expressive_retrieval.vectors.track_scores import aggregate_to_tracks
@@ -167,10 +172,10 @@ def test_malformed_queries_are_refused(retriever, query, message) -> None:
         ({"k": 0}, "k must be a positive integer"),
         ({"k": "3"}, "k must be a positive integer"),
         ({"weights": {"tempo": 1.0, "loudness": 1.0}}, r"unknown aspects \['loudness'\]"),
-        ({"weights": [1.0, -1.0, 1.0]}, "non-negative"),
-        ({"weights": [0.0, 0.0, 0.0]}, "all zero"),
-        ({"weights": [1.0, 1.0]}, "shape"),
-        ({"exclude_tracks": "track_01"}, "not a string"),
+        ({"weights": [1.0, -1.0, 1.0]}, "weight of aspect 'dynamics' is -1.0"),
+        ({"weights": [0.0, 0.0, 0.0]}, "all aspect weights are zero"),
+        ({"weights": [1.0, 1.0]}, "weights must be 3 numbers"),
+        ({"exclude_tracks": "track_01"}, "collection of track ids"),
     ],
 )
 def test_malformed_arguments_are_refused(tiny_bundle, retriever, kwargs, message) -> None:
@@ -198,3 +203,37 @@ print(json.dumps({{"clips": [h.id for h in clips], "tracks": len(tracks), "heavy
     result = json.loads(done.stdout)
     assert result["heavy"] == [] and result["tracks"] == 2
     assert result["clips"][0] == tiny_bundle.clips["clip_id"].iloc[3]
+
+
+@pytest.mark.parametrize(
+    "index",
+    [
+        {"factory": "IVF2,Flat", "search_params": {"nprobe": 2}},
+        {"factory": "IVF2,PQ4x4fs,RFlat", "search_params": {"nprobe": 2, "k_factor_rf": 4}},
+    ],
+)
+def test_track_search_through_an_ann_index_rescores_its_candidates(
+    tiny_bundle, tmp_path, index
+) -> None:
+    """With an IVF index the candidates come from one search (no deepening; with a
+    refinement stage, a cheaper one); probing every list, with every clip a candidate, it
+    still equals exhaustive track scoring."""
+    artifacts = dict(tiny_bundle.artifacts)
+    params = {"index": index}
+    stored = FaissIndexDataset(filepath=str(tmp_path / "index"))
+    stored.save(build_clip_index(artifacts["clip_vectors"], artifacts["clips"], params))
+    artifacts["clip_index"] = stored.load()
+    BundleDataset(path=str(tmp_path / "export"), version=Version(None, "ivf")).save(
+        assemble_bundle(**artifacts)
+    )
+    ann = load_bundle(tmp_path / "export" / "ivf")
+    assert not isinstance(ann.index, faiss.IndexFlat)
+    query, weights = tiny_bundle.artifacts["clip_vectors"][40], [1.0, 0.5, 2.0]
+    expected = _exact_track_ranking(tiny_bundle, query, weights, [], None)[:5]
+    for candidates in (None, len(tiny_bundle.clips)):  # the default exceeds this corpus
+        hits = ann.search_tracks(query, k=5, weights=weights, candidates=candidates)
+        assert [h.id for h in hits] == [e[0] for e in expected]
+    few = ann.search_tracks(query, k=5, weights=weights, candidates=3)  # tracks of 3 hits
+    exact = dict(_exact_track_ranking(tiny_bundle, query, weights, [], None))
+    assert 1 <= len(few) <= 3  # approximate candidates, each re-scored exactly:
+    np.testing.assert_allclose([h.score for h in few], [exact[h.id] for h in few], atol=1e-5)

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from kedro.io import DatasetError, Version
 
-from benchmarks.bench_ann import DIM, aspect_space, aspect_vectors, weighted_queries
 from expressive_retrieval.datasets import FaissIndexDataset
 from expressive_retrieval.vectors.index import (
     INDEX_FILE,
@@ -20,6 +19,7 @@ from expressive_retrieval.vectors.index import (
     apply_search_params,
     build_index,
     exact_search,
+    index_config,
     read_index,
     recall_at_k,
     search,
@@ -29,6 +29,18 @@ from expressive_retrieval.vectors.integrity import IntegrityError, sha256_file
 
 K = 10
 IDS = {"kind": "row", "ids_file": "clip_ids.parquet", "id_column": "clip_id"}
+ASPECTS, SUB_DIM, CENTRES = 5, 16, 50
+DIM = ASPECTS * SUB_DIM
+
+
+def _clustered(n: int, seed: int) -> np.ndarray:
+    """``[n, DIM]``: per aspect, unit sub-vectors scattered around a few shared centres."""
+    centres = np.random.default_rng(0).standard_normal((ASPECTS, CENTRES, SUB_DIM))
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(CENTRES, size=(n, ASPECTS))
+    sub = centres[np.arange(ASPECTS), picks] + 0.15 * rng.standard_normal((n, ASPECTS, SUB_DIM))
+    sub /= np.linalg.norm(sub, axis=-1, keepdims=True)
+    return sub.reshape(n, DIM).astype(np.float32)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -42,12 +54,14 @@ def one_thread() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def corpus() -> np.ndarray:
-    return aspect_vectors(aspect_space(), 5_000, seed=1)
+    return _clustered(5_000, seed=1)
 
 
 @pytest.fixture(scope="module")
 def queries() -> np.ndarray:
-    return weighted_queries(aspect_space(), 200, seed=2)
+    weights = np.random.default_rng(3).dirichlet(np.ones(ASPECTS), 200).astype(np.float32)
+    vectors = _clustered(200, seed=2).reshape(200, ASPECTS, SUB_DIM)
+    return (vectors * weights[:, :, None]).reshape(200, DIM)
 
 
 @pytest.fixture(scope="module")
@@ -244,3 +258,21 @@ def test_kedro_dataset_unversioned_overwrites(tmp_path, corpus) -> None:
     dataset.save(_artifact(corpus[:50]))
     dataset.save(_artifact(corpus[:60]))
     assert dataset.load()[0].ntotal == 60
+
+
+def test_index_type_follows_corpus_size() -> None:
+    params = {
+        "exact_up_to": 1000,
+        "exact": {"factory": "Flat", "search_params": {}},
+        "large": {
+            "factory": "IVF{nlist},PQ{dim}x4fs,RFlat",
+            "probe_share": 0.125,
+            "search_params": {"k_factor_rf": 32},
+        },
+    }
+    assert index_config(1000, 80, params) == ("Flat", {})
+    assert index_config(1_000_000, 80, params) == (
+        "IVF2048,PQ80x4fs,RFlat",
+        {"nprobe": 256, "k_factor_rf": 32},
+    )
+    assert index_config(1149, 80, params)[0] == "IVF64,PQ80x4fs,RFlat"

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +18,7 @@ from kedro_datasets._typing import JSONPreview
 
 import expressive_retrieval
 from expressive_retrieval.serving import Retriever, load_bundle
-from expressive_retrieval.serving.bundle import BundleContents, publish, read_manifest, stage_bundle
+from expressive_retrieval.serving.bundle import BundleContents, read_manifest, write_bundle
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +41,8 @@ class BundleDataset(AbstractDataset[BundleContents, Retriever]):
     The bundle version is the run's save version (``versioned: true``) or a fresh
     timestamp. Files go to a hidden staging folder, which is loaded back through the
     serving API (every checksum, the index against its manifest, shapes) and only then
-    renamed into place; an existing bundle is never overwritten. Loading takes the
+    renamed into place; an existing bundle is never overwritten, and staging folders
+    left by a killed export are removed (and logged) by the next one. Loading takes the
     ``--load-versions`` version, else the newest bundle.
     """
 
@@ -88,13 +88,7 @@ class BundleDataset(AbstractDataset[BundleContents, Retriever]):
             "package_version": expressive_retrieval.__version__,
         }
         contents = BundleContents(data.files, {**data.metadata, **provenance})
-        staging, target = stage_bundle(self._path, version, contents)
-        try:
-            load_bundle(staging, verify=True)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        publish(staging, target)
+        target = write_bundle(self._path, version, contents, check=load_bundle)
         logger.info("Bundle %s written to %s", version, target)
 
     def _exists(self) -> bool:

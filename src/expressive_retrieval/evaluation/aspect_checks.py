@@ -58,15 +58,48 @@ def faithfulness_verdict(
     }
 
 
-def _top_k_mean_target(
+def _top_k_mean_targets(
     scores: np.ndarray, targets: np.ndarray, valid: np.ndarray, k: int
 ) -> np.ndarray:
-    """Mean target of each query's top-``k`` valid candidates: ``[Q, N]`` → ``[Q]``."""
+    """Mean target of each query's top-``k`` valid candidates, per aspect: ``[Q, A]``."""
     masked = np.where(valid, scores, -np.inf)
     top = np.argpartition(-masked, kth=min(k, masked.shape[1]) - 1, axis=1)[:, :k]
-    chosen_valid = np.take_along_axis(valid, top, axis=1)
-    chosen = np.take_along_axis(targets, top, axis=1)
+    chosen_valid = np.take_along_axis(valid, top, axis=1)[..., None]
+    chosen = np.take_along_axis(targets, top[..., None], axis=1)
     return (chosen * chosen_valid).sum(1) / np.maximum(chosen_valid.sum(1), 1)
+
+
+def counterfactual_changes(
+    aspect_scores: np.ndarray,
+    targets: np.ndarray,
+    valid: np.ndarray,
+    base_weights: np.ndarray,
+    boost: float,
+    k: int,
+) -> np.ndarray:
+    """How each query's top-``k`` mean targets change when one aspect's weight is raised.
+
+    Args:
+        aspect_scores: per-aspect similarities ``[Q, N, A]``; a system's total is their
+            weighted sum with normalised weights.
+        targets: per-aspect target similarities ``[Q, N, A]``.
+        valid: ``[Q, N]`` candidates each query may retrieve.
+        base_weights: ``[A]`` default aspect weights.
+        boost: aspect ``a`` gets ``w_a + boost * sum(w)`` before normalising.
+        k: the depth whose mean targets are compared.
+
+    Returns:
+        ``[A_boosted, Q, A_target]``: after minus before; ``[a, :, a]`` is the intended move.
+    """
+    base = np.asarray(base_weights, dtype=np.float64)
+    before = _top_k_mean_targets(aspect_scores @ (base / base.sum()), targets, valid, k)
+    changes = np.empty((len(base), *before.shape))
+    for a in range(len(base)):
+        raised = base.copy()
+        raised[a] += boost * base.sum()
+        after = _top_k_mean_targets(aspect_scores @ (raised / raised.sum()), targets, valid, k)
+        changes[a] = after - before
+    return changes
 
 
 def counterfactual_shares(
@@ -78,28 +111,10 @@ def counterfactual_shares(
     k: int,
     tolerance: float = 1e-6,
 ) -> np.ndarray:
-    """Share of queries whose top-``k`` moves towards aspect ``a`` when ``w_a`` is raised.
+    """Share of queries ``[A]`` whose top-``k`` target of aspect ``a`` rises when ``w_a`` is raised.
 
-    Args:
-        aspect_scores: per-aspect similarities ``[Q, N, A]``; a system's total is their
-            weighted sum with normalised weights.
-        targets: per-aspect target similarities ``[Q, N, A]``.
-        valid: ``[Q, N]`` candidates each query may retrieve.
-        base_weights: ``[A]`` default aspect weights.
-        boost: aspect ``a`` gets ``w_a + boost * sum(w)`` before normalising.
-        k: the depth whose mean target is compared.
-
-    Returns:
-        ``[A]`` shares in [0, 1].
+    Arguments as ``counterfactual_changes``.
     """
-    base = np.asarray(base_weights, dtype=np.float64)
-    base_scores = aspect_scores @ (base / base.sum())
-    shares = np.zeros(len(base))
-    for a in range(len(base)):
-        raised = base.copy()
-        raised[a] += boost * base.sum()
-        boosted_scores = aspect_scores @ (raised / raised.sum())
-        before = _top_k_mean_target(base_scores, targets[..., a], valid, k)
-        after = _top_k_mean_target(boosted_scores, targets[..., a], valid, k)
-        shares[a] = float(np.mean(after > before + tolerance))
-    return shares
+    changes = counterfactual_changes(aspect_scores, targets, valid, base_weights, boost, k)
+    own = np.arange(changes.shape[0])
+    return (changes[own, :, own] > tolerance).mean(axis=1)

@@ -22,8 +22,24 @@ from expressive_retrieval.vectors.track_scores import query_chunks
 
 RUN_DEPTH = 100
 NDCG_CUTOFF = 10
+# Recall cut-offs offered; a task reports those at most half its fewest candidates.
+RECALL_KS = (1, 5, 10, 50)
 # The report's metric names (docs/design.md, "Evaluation report"), in table order.
-METRICS = ("recall@1", "recall@5", "recall@10", "recall@50", "mrr", "ndcg@10")
+METRICS = (*(f"recall@{k}" for k in RECALL_KS), "mrr", "ndcg@10")
+
+
+def recall_cutoffs(num_candidates: int) -> tuple[int, ...]:
+    """The ``RECALL_KS`` at most half of ``num_candidates`` (the fewest any query ranks).
+
+    Recall@K says nothing once K nears the candidate count (with 23 candidate tracks,
+    Recall@50 is 1.0 for every system); half leaves room for a ranking to matter.
+    """
+    return tuple(k for k in RECALL_KS if k <= num_candidates // 2)
+
+
+def task_metrics(ks: tuple[int, ...]) -> tuple[str, ...]:
+    """The metric names of a task reporting recall at ``ks``, in ``METRICS`` order."""
+    return tuple(m for m in METRICS if not m.startswith("recall@") or int(m[7:]) in ks)
 
 
 def _check_ids(ids: Sequence[str], what: str) -> np.ndarray:
@@ -104,7 +120,7 @@ def per_query_metrics(
     assert (relevance[valid] >= 0).all(), "relevance grades must be >= 0"
     assert all(1 <= k <= RUN_DEPTH for k in ks), ks
     order = _id_desc_order(ids)
-    cut = np.asarray(ks) - 1
+    cut = np.asarray(ks, dtype=np.int64) - 1  # empty when a split is too small for any K
     discount = 1.0 / np.log2(np.arange(2, NDCG_CUTOFF + 2))
     num_queries = scores.shape[0]
     recall = np.zeros((num_queries, len(ks)))

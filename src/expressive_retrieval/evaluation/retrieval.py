@@ -19,11 +19,13 @@ import pandas as pd
 
 from expressive_retrieval.data.relevance import RelevanceModel
 from expressive_retrieval.evaluation.aspect_checks import (
+    counterfactual_changes,
     counterfactual_shares,
     faithfulness_matrix,
     faithfulness_verdict,
 )
-from expressive_retrieval.evaluation.metrics import per_query_metrics, summarise
+from expressive_retrieval.evaluation.metrics import per_query_metrics, recall_cutoffs
+from expressive_retrieval.evaluation.uncertainty import Resampler
 from expressive_retrieval.vectors.aspects import normalised_weights
 from expressive_retrieval.vectors.track_scores import aggregate_to_tracks
 
@@ -42,11 +44,29 @@ class SplitView:
     valid: np.ndarray  # [N, N] candidate clip is from another track
     track_grades: np.ndarray  # [N, T]
     track_valid: np.ndarray  # [N, T]
+    units: np.ndarray  # [N] each query's independent unit (its track, or its track's group)
     model: RelevanceModel
 
     @property
     def aspects(self) -> list[str]:
         return self.model.aspects
+
+    @property
+    def num_candidates(self) -> dict[str, int]:
+        """Per task, the fewest candidates any query ranks."""
+        return {
+            "clip_to_clip": int(self.valid.sum(1).min()),
+            "clip_to_track": int(self.track_valid.sum(1).min()),
+        }
+
+    @property
+    def recall_ks(self) -> dict[str, tuple[int, ...]]:
+        """Per task, the Recall@K cut-offs its fewest-candidate query supports."""
+        return {task: recall_cutoffs(n) for task, n in self.num_candidates.items()}
+
+    def resampler(self, uncertainty: dict[str, Any]) -> Resampler:
+        """Seeded cluster draws over ``units`` (``resamples``, ``seed`` from conf)."""
+        return Resampler.draw(self.units, uncertainty["resamples"], uncertainty["seed"])
 
 
 @dataclass
@@ -66,8 +86,14 @@ def split_view(
     clip_aspect_features: pd.DataFrame,
     relevance_model: dict[str, Any],
     split: str,
+    splits: pd.DataFrame | None = None,
+    unit: str = "track_id",
 ) -> SplitView:
-    """Build the query/candidate relevance of ``split`` (clips ordered by ``clip_id``)."""
+    """Build the query/candidate relevance of ``split`` (clips ordered by ``clip_id``).
+
+    ``unit`` names the column of ``splits`` (``track_id`` or ``group_id``) whose values are
+    the independent units that intervals resample; without ``splits``, tracks.
+    """
     model = RelevanceModel.from_dict(relevance_model)
     members = clips[clips["split"] == split].sort_values("clip_id", kind="stable")
     if members.empty:
@@ -78,6 +104,12 @@ def split_view(
     track_ids, clip_track = np.unique(members["track_id"].to_numpy(), return_inverse=True)
     valid = clip_track[:, None] != clip_track[None, :]
     track_valid = clip_track[:, None] != np.arange(len(track_ids))[None, :]
+    query_tracks = members["track_id"].to_numpy()
+    units = (
+        query_tracks
+        if splits is None
+        else splits.set_index("track_id")[unit].loc[query_tracks].to_numpy()
+    )
     track_grades = aggregate_to_tracks(
         grades.astype(np.float64), clip_track, len(track_ids), how="max"
     ).astype(np.int64)
@@ -90,6 +122,7 @@ def split_view(
         valid=valid,
         track_grades=track_grades,
         track_valid=track_valid,
+        units=units.astype(str),
         model=model,
     )
 
@@ -120,16 +153,6 @@ def scores_from_aspects(
     return SystemScores(total, track, aspects=aspect_scores, seconds=seconds)
 
 
-def ranking_report(
-    view: SplitView, scores: np.ndarray, track_scores: np.ndarray
-) -> dict[str, dict[str, float]]:
-    """Metrics for both tasks from clip scores ``[N, N]`` and track scores ``[N, T]``."""
-    return {
-        task: summarise(frame)
-        for task, frame in per_query_report(view, scores, track_scores).items()
-    }
-
-
 def per_query_report(
     view: SplitView,
     scores: np.ndarray,
@@ -137,52 +160,87 @@ def per_query_report(
     retrieved: np.ndarray | None = None,
     track_retrieved: np.ndarray | None = None,
 ) -> dict[str, pd.DataFrame]:
-    """``per_query_metrics`` of both tasks (rows = ``view.clip_ids``).
+    """``per_query_metrics`` of both tasks (rows = ``view.clip_ids``), recall at ``recall_ks``.
 
     ``retrieved`` / ``track_retrieved`` mark what a system returned (default: everything).
     """
+    ks = view.recall_ks
     return {
         "clip_to_clip": per_query_metrics(
-            scores, view.grades, list(view.clip_ids), view.valid, retrieved=retrieved
+            scores,
+            view.grades,
+            list(view.clip_ids),
+            view.valid,
+            ks["clip_to_clip"],
+            retrieved=retrieved,
         ),
         "clip_to_track": per_query_metrics(
             track_scores,
             view.track_grades,
             list(view.track_ids),
             view.track_valid,
+            ks["clip_to_track"],
             retrieved=track_retrieved,
         ),
     }
 
 
 def aspect_report(
-    view: SplitView, aspect_scores: np.ndarray, params: dict[str, Any]
+    view: SplitView, aspect_scores: np.ndarray, checks: dict[str, Any], resampler: Resampler
 ) -> dict[str, Any]:
-    """Faithfulness matrix and counterfactual shares from per-aspect scores ``[N, N, A]``.
+    """Faithfulness matrix and counterfactual effects from per-aspect scores ``[N, N, A]``.
+
+    For each aspect ``a``, raising its weight changes every query's top-``k`` mean targets:
+    ``effect`` is the change of ``target_a`` and ``worst_other`` the other aspect whose
+    change has the lowest lower bound, each with its mean and 95% cluster-bootstrap
+    interval; ``share_moved_as_expected`` counts the queries whose ``target_a`` rose.
 
     Args:
-        params: ``faithfulness_min_diagonal``, ``faithfulness_min_margin``,
-            ``counterfactual_boost``, ``counterfactual_top_k``, ``counterfactual_min_share``.
+        checks: ``faithfulness_min_diagonal``, ``faithfulness_min_margin``,
+            ``counterfactual_boost``, ``counterfactual_top_k``,
+            ``counterfactual_min_effect``, ``counterfactual_max_other_drop``.
     """
     matrix = faithfulness_matrix(aspect_scores[view.valid], view.targets[view.valid])
     faithfulness = faithfulness_verdict(
         matrix,
         view.aspects,
-        params["faithfulness_min_diagonal"],
-        params["faithfulness_min_margin"],
+        checks["faithfulness_min_diagonal"],
+        checks["faithfulness_min_margin"],
     )
-    shares = counterfactual_shares(
+    changes = counterfactual_changes(
         aspect_scores,
         view.targets,
         view.valid,
         np.asarray(view.model.weights),
-        params["counterfactual_boost"],
-        params["counterfactual_top_k"],
+        checks["counterfactual_boost"],
+        checks["counterfactual_top_k"],
     )
-    counterfactual: dict[str, Any] = {
-        a: {"share_moved_as_expected": float(s)} for a, s in zip(view.aspects, shares, strict=True)
-    }
-    counterfactual["passed"] = bool((shares >= params["counterfactual_min_share"]).all())
+    num = len(view.aspects)
+    flat = changes.transpose(1, 0, 2).reshape(changes.shape[1], num * num)
+    low, high = (bound.reshape(num, num) for bound in resampler.interval(flat))
+    mean = flat.mean(0).reshape(num, num)
+    counterfactual: dict[str, Any] = {}
+    passed = True
+    for a, aspect in enumerate(view.aspects):
+        others = [b for b in range(num) if b != a]
+        worst = min(others, key=lambda b: low[a, b]) if others else a
+        effect = {"mean": float(mean[a, a]), "low": float(low[a, a]), "high": float(high[a, a])}
+        other = {
+            "aspect": view.aspects[worst],
+            "mean": float(mean[a, worst]) if others else 0.0,
+            "low": float(low[a, worst]) if others else 0.0,
+            "high": float(high[a, worst]) if others else 0.0,
+        }
+        counterfactual[aspect] = {
+            "share_moved_as_expected": float((changes[a, :, a] > 1e-6).mean()),
+            "effect": effect,
+            "worst_other": other,
+        }
+        passed &= (
+            effect["low"] > checks["counterfactual_min_effect"]
+            and other["low"] >= -checks["counterfactual_max_other_drop"]
+        )
+    counterfactual["passed"] = bool(passed)
     return {"aspect_faithfulness": faithfulness, "counterfactual": counterfactual}
 
 
@@ -199,46 +257,3 @@ def counterfactual_curves(
         axis=1,
     )
     return {a: [float(s) for s in row] for a, row in zip(view.aspects, shares, strict=True)}
-
-
-def ranking_failures(
-    systems: dict[str, dict[str, dict[str, float]]],
-    system: str,
-    baseline: str,
-    min_ratio: float,
-    tasks: tuple[str, ...] = TASKS,
-) -> list[str]:
-    """``ranking:`` lines for every task where ``system``'s nDCG@10 < ``min_ratio`` × baseline's."""
-    failures = []
-    for task in tasks:
-        value, reference = systems[system][task]["ndcg@10"], systems[baseline][task]["ndcg@10"]
-        if value < min_ratio * reference:
-            failures.append(
-                f"ranking: {task} nDCG@10 {system} {value:.3f} < {min_ratio} x "
-                f"{baseline} {reference:.3f}"
-            )
-    return failures
-
-
-def aspect_failures(report: dict[str, Any], params: dict[str, Any], label: str = "") -> list[str]:
-    """``aspect_faithfulness:`` and ``counterfactual:`` lines of a failed ``aspect_report``.
-
-    ``label`` prefixes each aspect (e.g. ``"oracle/"``) when several systems are checked.
-    """
-    failures = []
-    for aspect, verdict in report["aspect_faithfulness"]["per_aspect"].items():
-        if not verdict["passed"]:
-            failures.append(
-                f"aspect_faithfulness: {label}{aspect} diagonal {verdict['diagonal']:.3f} "
-                f"(min {params['faithfulness_min_diagonal']}), margin {verdict['margin']:.3f} "
-                f"(min {params['faithfulness_min_margin']})"
-            )
-    for aspect, result in report["counterfactual"].items():
-        if aspect != "passed" and (
-            result["share_moved_as_expected"] < params["counterfactual_min_share"]
-        ):
-            failures.append(
-                f"counterfactual: {label}{aspect} moved {result['share_moved_as_expected']:.2f} "
-                f"of queries (min {params['counterfactual_min_share']})"
-            )
-    return failures

@@ -163,6 +163,11 @@ class SegmentEncoder(nn.Module):
 
     def segment_features(self, clips: Tensor) -> Tensor:
         """Per-segment, per-aspect features: ``[B, S, L, D]`` → ``[B, S, A, H]``."""
+        return nn.functional.gelu(self.segment_preactivations(clips))
+
+    def segment_preactivations(self, clips: Tensor) -> Tensor:
+        """``segment_features`` before its activation: an affine map of the clips, so a
+        convex mix of clips maps to the same mix of their pre-activations."""
         c = self.config
         expected = (c.clip_segments, c.num_layers, c.dim)
         if clips.ndim != 4 or tuple(clips.shape[1:]) != expected:
@@ -175,4 +180,4 @@ class SegmentEncoder(nn.Module):
             routed = self.routing(clips * inverse_scale) - offset.unsqueeze(-2)
         else:
             routed = self.routing((clips - self.input_mean) / self.input_scale)  # [B, A, S, D]
-        return nn.functional.gelu(self.project_in(routed.transpose(-2, -3)))
+        return self.project_in(routed.transpose(-2, -3))

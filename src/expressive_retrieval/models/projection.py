@@ -89,7 +89,10 @@ class ProjectionHead(SegmentEncoder):
 
     def embed(self, clips: Tensor) -> Tensor:
         """Per-aspect unit sub-vectors: ``[B, S, L, D]`` → ``[B, A, sub_dim]``."""
-        hidden = self.segment_features(clips)  # [B, S, A, H]
+        return self.embed_features(self.segment_features(clips))
+
+    def embed_features(self, hidden: Tensor) -> Tensor:
+        """``embed`` from segment features ``[B, S, A, H]`` (``segment_features``' output)."""
         pooled = segment_statistics(hidden.transpose(-2, -3))  # [B, A, 3H]
         out = self.pool_out(nn.functional.gelu(self.pool_hidden(pooled)))
         return nn.functional.normalize(out, dim=-1, eps=_NORM_EPS)

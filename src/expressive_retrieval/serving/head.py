@@ -41,17 +41,24 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def _segment_statistics(x: np.ndarray) -> np.ndarray:
-    """Mean, std and least-squares slope over segments: ``[..., S, H]`` → ``[..., 3H]``."""
+    """Mean, std and least-squares slope over segments: ``[..., S, H]`` → ``[..., 3H]``.
+
+    In float64 (the squares of large activations overflow float32 long before the
+    activations themselves do).
+    """
+    x = x.astype(np.float64)
     segments = x.shape[-2]
-    t = np.arange(segments, dtype=np.float32) - np.float32((segments - 1) / 2)
+    t = np.arange(segments, dtype=np.float64) - (segments - 1) / 2
     mean = x.mean(axis=-2)
     centred = x - mean[..., None, :]
-    std = np.sqrt((centred**2).mean(axis=-2) + np.float32(_STD_EPS))
+    std = np.sqrt((centred**2).mean(axis=-2) + _STD_EPS)
     slope = np.einsum("s,...sh->...h", t, centred) / max(float((t**2).sum()), 1e-12)
-    return np.concatenate([mean, std, slope.astype(np.float32)], axis=-1)
+    return np.concatenate([mean, std, slope], axis=-1)
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:
+    """Unit rows, in float64 (squared norms of large float32 rows overflow)."""
+    x = x.astype(np.float64)
     norms = np.linalg.norm(x, axis=-1, keepdims=True)
     return x / np.maximum(norms, _NORM_EPS)
 
@@ -119,5 +126,6 @@ class NumpyProjectionHead:
         routed -= self._offset[:, None, :]
         hidden = gelu(np.matmul(routed, w_in) + b_in)  # [A, B·S, H]
         pooled = _segment_statistics(hidden.reshape(self.num_aspects, batch, segments, -1))
+        pooled = pooled.astype(np.float32)  # beyond float32 range: inf, refused by the caller
         out = np.matmul(gelu(np.matmul(pooled, w_hidden) + b_hidden), w_out) + b_out  # [A, B, k]
         return _normalise(out).transpose(1, 0, 2).reshape(batch, -1).astype(np.float32)

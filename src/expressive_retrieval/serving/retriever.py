@@ -12,34 +12,44 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
+import os
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import faiss
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 from safetensors.numpy import load_file
 
+from expressive_retrieval.serving.audio_query import AudioError, AudioQueries
 from expressive_retrieval.serving.bundle import (
     FILES,
+    OPTIONAL_FILES,
     PROJECTION,
     BundleIntegrityError,
-    read_manifest,
+    bundle_sha256,
+    release_in,
     verify_bundle,
 )
 from expressive_retrieval.serving.head import NumpyProjectionHead
 from expressive_retrieval.vectors.aspects import track_vectors, weight_query_vectors
-from expressive_retrieval.vectors.index import read_index, search
+from expressive_retrieval.vectors.index import read_index
 from expressive_retrieval.vectors.index import read_manifest as read_manifest_of_index
 from expressive_retrieval.vectors.track_scores import aggregate_to_tracks
 
 Weights = Mapping[str, float] | Sequence[float] | np.ndarray | None
 UNIT_TOLERANCE = 1e-3  # a ready query vector's sub-vectors must have norm 1 ± this
+EMBED_UNIT_MIN = 0.5  # an embedded sub-vector shorter than this (an overflow) is refused
 EMBED_CHUNK = 32  # clips embedded per numpy pass
 TRACK_DEPTH_FACTOR = 4  # clip hits fetched per wanted track (× track_scoring.k), then ×4
 TRACK_MAX_DEPTH = 4096  # clip hits a track search deepens to at most
-TRACK_CHUNK = 16  # candidate tracks scored exactly per pass
+TRACK_ANN_CANDIDATES = 1600  # clip hits whose tracks are re-scored, with an ANN index
+TRACK_REFINE_FACTOR = 2  # an ANN index's refinement factor when it finds track candidates
+TRACK_CHUNK = 64  # candidate tracks scored exactly per pass
 
 
 class QueryError(ValueError):
@@ -57,21 +67,57 @@ class Hit:
     segment_end: int | None = None
 
 
-def load_bundle(path: str | Path, verify: bool = True) -> Retriever:
-    """Open the bundle folder ``path`` for search.
+def load_bundle(
+    path: str | os.PathLike[str],
+    verify: bool = True,
+    expected_sha256: str | None = None,
+    latest: bool = False,
+    cache_dir: str | os.PathLike[str] | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+) -> Retriever:
+    """Open a bundle for search: a local folder, or an fsspec URL (``s3://bucket/prefix/
+    <version>``, or the prefix with ``latest=True``) fetched into a local cache.
 
     Args:
-        path: ``data/09_export/<bundle_version>`` (or a copy of it).
-        verify: check the manifest and every file's size and sha256 before reading
-            anything else (seconds for a million clips); ``False`` trusts the files.
+        path: ``data/09_export/<bundle_version>`` (or a copy of it), or a URL.
+        verify: check every file's sha256 before reading anything (seconds for a million
+            clips). ``False`` still checks the manifest's schema, ``README.md``, that
+            every listed file is present with its recorded size and no other file is
+            there, and the arrays' shapes and dtypes; it skips only content hashing.
+        expected_sha256: refuse any bundle whose ``bundle_sha256`` differs (pinning).
+        latest: ``path`` is a publication prefix; load the bundle its ``LATEST`` names.
+        cache_dir: where URLs are cached (default ``$EXPRESSIVE_RETRIEVAL_CACHE`` or
+            ``~/.cache/expressive_retrieval/bundles``), one folder per ``bundle_sha256``.
+        storage_options: passed to fsspec for URLs (credentials come from the standard
+            AWS chain, never from here or the bundle, unless you pass them).
 
     Raises:
-        BundleIntegrityError: a file is missing, unlisted, truncated or altered, or the
-            manifest, model config, index and ids disagree.
+        BundleIntegrityError: a file is missing, unlisted, truncated or altered, the
+            manifest breaks its schema or is not the pinned one, or the manifest, model
+            config, index and ids disagree.
     """
-    folder = Path(path)
-    manifest = verify_bundle(folder) if verify else read_manifest(folder)
+    text = os.fspath(path)
+    if "://" in text:
+        from expressive_retrieval.serving.remote import fetch_bundle
+
+        folder = fetch_bundle(text, latest, expected_sha256, cache_dir, storage_options)
+    elif latest:
+        raise BundleIntegrityError(f"{text}: latest=True needs a publication URL, not a folder")
+    else:
+        folder = Path(text)
+    manifest = verify_bundle(folder, content=verify, expected_sha256=expected_sha256)
     return Retriever(folder, manifest)
+
+
+def _sorted_codes(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """``(values, codes)`` of a dictionary-encoded column, values sorted (as ``np.unique``
+    with ``return_inverse``), without a Python string per row."""
+    array = column.combine_chunks()
+    values = np.asarray(array.dictionary.to_pylist(), dtype=object)
+    order = np.argsort(values, kind="stable")
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    return values[order], rank[array.indices.to_numpy(zero_copy_only=False)]
 
 
 def _ordered(ids: np.ndarray, scores: np.ndarray) -> np.ndarray:
@@ -89,6 +135,8 @@ class Retriever:
 
     def __init__(self, folder: Path, manifest: dict[str, Any]) -> None:
         self.folder, self.manifest = Path(folder), manifest
+        self.bundle_sha256: str = bundle_sha256(manifest)
+        self.release: str = release_in(manifest)
         config = json.loads((folder / FILES["projection_config"]).read_text())
         self.head = NumpyProjectionHead(config, load_file(folder / FILES["projection_model"]))
         self.aspects: list[str] = list(config["aspects"])
@@ -100,49 +148,84 @@ class Retriever:
             "how": serving["track_scoring"]["how"],
             "k": int(serving["track_scoring"]["k"]),
         }
-        # Checksums verified, FAISS reads the index only if it is also the one its own
-        # manifest describes (FAISS does not validate its input).
+        # Sizes (and checksums) checked, FAISS reads the index only if it is also the one
+        # its own manifest describes (FAISS does not validate its input).
         self._check_index(read_manifest_of_index(folder / PROJECTION))
-        self.index, _ = read_index(folder / PROJECTION, verify=False)
-        if self.index.d != self.head.vector_dim:
-            raise self._fail(f"index dim {self.index.d} != model vector dim {self.head.vector_dim}")
-        self.clip_vectors = np.load(
-            folder / FILES["clip_vectors"], mmap_mode="r", allow_pickle=False
+        # Memory-mapped: a bundle never changes, and a 1M-clip index opens in ~0.1 s.
+        self.index, _ = read_index(folder / PROJECTION, verify=False, mmap=True)
+        expected = (self.head.vector_dim, serving["index"]["ntotal"])
+        if (self.index.d, self.index.ntotal) != expected:
+            raise self._fail(
+                f"{FILES['index']} holds {self.index.ntotal} vectors of dim {self.index.d}, "
+                f"the manifest and model say {expected[1]} of dim {expected[0]}"
+            )
+        self._exact_index = isinstance(self.index, faiss.IndexFlat)
+        # Track candidates are re-scored exactly from the clip vectors, so their search
+        # skips most of the index's own exact refinement (k_factor_rf 32 → 2: at 800
+        # hits, 2 ms instead of 18 ms per query).
+        self._candidate_params = (
+            faiss.IndexRefineSearchParameters(k_factor=TRACK_REFINE_FACTOR)
+            if isinstance(self.index, faiss.IndexRefine)
+            else None
         )
+        self.clip_vectors = self._array_file("clip_vectors")
+        self._track_vectors = self._array_file("track_vectors")
         columns = ["clip_id", "track_id", "segment_start", "segment_end", "split"]
-        table = pq.ParquetFile(folder / FILES["clip_ids"]).read(columns=columns)
-        self.clip_ids = np.asarray(table["clip_id"].to_pylist(), dtype=object)
+        # Track and split ids are read dictionary-encoded: no Python string per clip.
+        table = pq.read_table(
+            folder / FILES["clip_ids"], columns=columns, read_dictionary=["track_id", "split"]
+        ).unify_dictionaries()
+        self.clip_ids: pa.StringArray = table["clip_id"].combine_chunks()
         self._segment_start = table["segment_start"].to_numpy()
         self._segment_end = table["segment_end"].to_numpy()
-        self.track_ids, self._track_of = np.unique(
-            np.asarray(table["track_id"].to_pylist(), dtype=object), return_inverse=True
-        )
-        self.splits, self._split_of = np.unique(
-            np.asarray(table["split"].to_pylist(), dtype=object), return_inverse=True
-        )
+        self.track_ids, self._track_of = _sorted_codes(table["track_id"])
+        self.splits, self._split_of = _sorted_codes(table["split"])
         self._check_rows()
         self._track_code = {str(t): i for i, t in enumerate(self.track_ids)}
         self._track_size = np.bincount(self._track_of, minlength=len(self.track_ids))
         self._clips_of_track = np.argsort(self._track_of, kind="stable")
         self._track_start = np.concatenate([[0], np.cumsum(self._track_size)])
         self._split_counts = np.bincount(self._split_of, minlength=len(self.splits))
+        listed = {entry["path"] for entry in manifest["files"]}
+        extraction = OPTIONAL_FILES["extraction"]
+        self.extraction: dict[str, Any] | None = (
+            json.loads((folder / extraction).read_text()) if extraction in listed else None
+        )
+        # torch-free until audio is embedded; the model is loaded once, under a lock.
+        self._audio_queries = AudioQueries(self.extraction) if self.extraction else None
 
     # ---- loading checks -------------------------------------------------------------------
     def _fail(self, what: str) -> BundleIntegrityError:
         return BundleIntegrityError(f"{self.folder}: {what}")
 
+    def _array_file(self, name: str) -> np.ndarray:
+        """A bundled ``.npy`` as a read-only memory map (its header checked by numpy)."""
+        try:
+            return np.load(self.folder / FILES[name], mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError) as error:
+            raise self._fail(f"{FILES[name]}: not a readable .npy array ({error})") from error
+
     def _check_manifest(self, config: dict[str, Any]) -> None:
-        recorded = (self.manifest["L"], self.manifest["D"], self.manifest["aspects"])
-        if recorded != (config["num_layers"], config["dim"], self.aspects):
-            raise self._fail(
-                f"manifest.json records L, D, aspects = {recorded}, {FILES['projection_config']} "
-                f"{(config['num_layers'], config['dim'], self.aspects)}"
-            )
         serving = self.manifest["serving"]
-        if not isinstance(serving.get("clip_hop_segments"), int) or not isinstance(
-            serving.get("track_scoring"), dict
-        ):
-            raise self._fail("manifest.json: serving lacks clip_hop_segments or track_scoring")
+        recorded = (
+            self.manifest["L"],
+            self.manifest["D"],
+            self.manifest["aspects"],
+            serving["clip_segments"],
+            serving["vector_dim"],
+        )
+        actual = (
+            config["num_layers"],
+            config["dim"],
+            self.aspects,
+            self.head.clip_segments,
+            self.head.vector_dim,
+        )
+        if recorded != actual:
+            raise self._fail(
+                "manifest.json records L, D, aspects, clip_segments, vector_dim = "
+                f"{recorded}, {FILES['projection_config']} {actual}"
+            )
 
     def _check_index(self, index_manifest: dict[str, Any]) -> None:
         listed = {entry["path"]: entry["sha256"] for entry in self.manifest["files"]}
@@ -153,11 +236,16 @@ class Retriever:
 
     def _check_rows(self) -> None:
         rows, dim = self.index.ntotal, self.head.vector_dim
-        if self.clip_vectors.shape != (rows, dim) or self.clip_vectors.dtype != np.float32:
-            raise self._fail(
-                f"{FILES['clip_vectors']} is {self.clip_vectors.dtype} {self.clip_vectors.shape}, "
-                f"the index holds {rows} float32 vectors of dim {dim}"
-            )
+        arrays = {
+            "clip_vectors": (self.clip_vectors, (rows, dim)),
+            "track_vectors": (self._track_vectors, (len(self.track_ids), dim)),
+        }
+        for name, (array, shape) in arrays.items():
+            if array.shape != shape or array.dtype != np.float32:
+                raise self._fail(
+                    f"{FILES[name]} is {array.dtype} {list(array.shape)}, expected float32 "
+                    f"{list(shape)} (the index's {rows} clips, {len(self.track_ids)} tracks)"
+                )
         if len(self.clip_ids) != rows:
             raise self._fail(f"{FILES['clip_ids']} has {len(self.clip_ids)} rows, the index {rows}")
 
@@ -168,7 +256,10 @@ class Retriever:
         return self.head.vector_dim
 
     def _array(self, query: Any, what: str) -> np.ndarray:
-        array = np.asarray(query)
+        try:
+            array = np.asarray(query)
+        except (TypeError, ValueError) as error:
+            raise QueryError(f"{what} is not a numeric array ({error})") from None
         if array.dtype.kind != "f":
             raise QueryError(f"{what} must be a float16/32/64 array, got dtype {array.dtype}")
         if not np.isfinite(array).all():
@@ -208,21 +299,74 @@ class Retriever:
         owner = np.repeat(np.arange(len(windows)), [len(w) for w in windows])
         clips = np.concatenate(windows)
         # Chunks bound the intermediates' memory (a chunk of MERT-95M clips is ~10 MB).
-        vectors = np.concatenate(
-            [self.head.embed(clips[i : i + EMBED_CHUNK]) for i in range(0, len(clips), EMBED_CHUNK)]
-        )
-        if len(owner) == len(windows):
-            return vectors
-        return track_vectors(vectors, owner, len(windows), len(self.aspects))
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is refused below
+            vectors = np.concatenate(
+                [
+                    self.head.embed(clips[i : i + EMBED_CHUNK])
+                    for i in range(0, len(clips), EMBED_CHUNK)
+                ]
+            )
+        if len(owner) != len(windows):
+            vectors = track_vectors(vectors, owner, len(windows), len(self.aspects))
+        norms = np.linalg.norm(vectors.reshape(len(windows), len(self.aspects), -1), axis=2)
+        bad = np.flatnonzero(~(norms >= EMBED_UNIT_MIN).all(axis=1))  # NaN fails too
+        if bad.size:
+            raise QueryError(
+                f"query {int(bad[0])}: its embedding is not finite (the segments' magnitudes "
+                "overflow the projection head); real embeddings never reach this"
+            )
+        return vectors
 
     def embed(self, segments: np.ndarray) -> np.ndarray:
         """The unweighted vector ``[vector_dim]`` of one query's segments (``embed_batch``)."""
         return self.embed_batch([segments])[0]
 
+    def embed_audio(
+        self,
+        audio: str | Path | np.ndarray,
+        sample_rate: int | None = None,
+        model: str | Path | None = None,
+        device: str = "auto",
+        batch_segments: int = 8,
+    ) -> np.ndarray:
+        """Segments ``[n_seg, L, D]`` (float16) of a recording, embedded as the corpus was.
+
+        Pass them to ``search_clips``/``search_tracks`` or ``embed``. Needs
+        ``pip install 'expressive-retrieval[audio]'`` and a bundle with an extraction
+        record (a corpus embedded by ``audio_features``).
+
+        Args:
+            audio: an audio file (WAV, FLAC, OGG; MP3 where libsndfile decodes it) or
+                samples ``[frames]`` / ``[frames, channels]``; downmixed and resampled as
+                recorded.
+            sample_rate: the rate of an array (ignored for a file).
+            model: where the recorded model is on this machine (default: the recorded
+                location); its weights must hash to the recorded sha256.
+            device: ``"auto"`` (cuda when available), ``"cpu"``, ...
+            batch_segments: segments per model call.
+
+        Raises:
+            QueryError: no extraction record, or unusable audio.
+            ModelMismatchError: the model's weights differ from the recorded ones.
+        """
+        if self._audio_queries is None:
+            raise QueryError(
+                f"{self.folder}: this bundle has no {OPTIONAL_FILES['extraction']}; its corpus "
+                "was not embedded by audio_features, so embed queries as the corpus was"
+            )
+        try:
+            return self._audio_queries.embed(audio, sample_rate, model, device, batch_segments)
+        except AudioError as error:
+            raise QueryError(str(error)) from error
+
     def _query_vectors(self, queries: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
         """``[Q, vector_dim]`` from ready vectors and/or segments, each query checked."""
-        if isinstance(queries, np.ndarray) and queries.ndim == 2:
+        if isinstance(queries, np.ndarray) and queries.ndim in (2, 4):
             queries = list(queries)
+        if not isinstance(queries, Sequence) or isinstance(queries, str | bytes):
+            raise QueryError(
+                f"queries must be a list of queries or a [Q, ...] array, got {type(queries)}"
+            )
         out = np.empty((len(queries), self.vector_dim), dtype=np.float32)
         is_vector = [np.ndim(q) == 1 for q in queries]
         segments = [q for q, flat in zip(queries, is_vector, strict=True) if not flat]
@@ -247,26 +391,37 @@ class Retriever:
         return vector
 
     def _weights(self, weights: Weights) -> np.ndarray:
-        """Aspect weights ``[A]``: defaults, a list in aspect order, or ``{aspect: w}``
-        (aspects not named weigh 0)."""
+        """Checked aspect weights ``[A]``: defaults, a list in aspect order, or
+        ``{aspect: w}`` (aspects not named weigh 0); finite, non-negative, not all zero."""
         if weights is None:
             return self.default_weights
         if isinstance(weights, Mapping):
-            unknown = sorted(set(weights) - set(self.aspects))
+            unknown = sorted(set(weights) - set(self.aspects), key=repr)
             if unknown:
                 raise QueryError(f"unknown aspects {unknown}; this bundle has {self.aspects}")
-            weights = [float(weights.get(a, 0.0)) for a in self.aspects]
-        return np.asarray(weights, dtype=np.float64)
+            weights = [weights.get(a, 0.0) for a in self.aspects]
+        values = list(weights) if isinstance(weights, Sequence | np.ndarray) else [weights]
+        if len(values) != len(self.aspects) or not all(
+            isinstance(w, numbers.Real) and not isinstance(w, bool) for w in values
+        ):
+            raise QueryError(
+                f"weights must be {len(self.aspects)} numbers in aspect order {self.aspects} "
+                f"or {{aspect: weight}}, got {weights!r}"
+            )
+        w = np.asarray(values, dtype=np.float64)
+        for name, value in zip(self.aspects, w, strict=True):
+            if not np.isfinite(value) or value < 0:
+                raise QueryError(f"weight of aspect {name!r} is {value}; weights are finite, >= 0")
+        if not w.sum() > 0:
+            raise QueryError(f"all aspect weights are zero; weigh one of {self.aspects}")
+        return w
 
     def _weighted(
         self,
         queries: Sequence[np.ndarray] | np.ndarray,
         weights: Weights | Sequence[Weights],
-        k: int,
     ) -> np.ndarray:
         """Weighted query vectors ``[Q, vector_dim]``; ``weights`` for all or one per query."""
-        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
-            raise QueryError(f"k must be a positive integer, got {k!r}")
         vectors = self._query_vectors(queries)
         per_query = isinstance(weights, np.ndarray) and weights.ndim == 2
         per_query |= isinstance(weights, list | tuple) and any(
@@ -277,10 +432,9 @@ class Retriever:
         rows = (
             np.stack([self._weights(w) for w in weights]) if per_query else self._weights(weights)
         )
-        try:
-            return weight_query_vectors(vectors, rows, len(self.aspects))
-        except ValueError as error:
-            raise QueryError(str(error)) from error
+        if not len(vectors):
+            return vectors
+        return weight_query_vectors(vectors, rows, len(self.aspects))
 
     # ---- filtering and clip hits --------------------------------------------------------------
     def _filters(
@@ -288,12 +442,21 @@ class Retriever:
     ) -> list[np.ndarray]:
         """Per query, the codes of the tracks it excludes (unknown track ids are ignored)."""
         excluded = exclude_tracks if exclude_tracks is not None else [()] * count
-        if isinstance(excluded, str) or len(excluded) != count:
+        if (
+            not isinstance(excluded, Sequence)
+            or isinstance(excluded, str)
+            or len(excluded) != count
+        ):
             raise QueryError(
                 f"exclude_tracks needs one collection of track ids per query ({count})"
             )
-        if any(isinstance(tracks, str) for tracks in excluded):
-            raise QueryError("each exclude_tracks entry is a collection of track ids, not a string")
+        if any(
+            isinstance(tracks, str)
+            or not isinstance(tracks, Collection)
+            or not all(isinstance(t, str) for t in tracks)
+            for tracks in excluded
+        ):
+            raise QueryError("each exclude_tracks entry is a collection of track ids (strings)")
         return [
             np.asarray(
                 [self._track_code[t] for t in tracks if t in self._track_code], dtype=np.int64
@@ -302,10 +465,17 @@ class Retriever:
         ]
 
     def _wanted(self, splits: Collection[str] | None) -> np.ndarray | None:
+        """Codes of the wanted splits; unknown names and an empty filter are refused."""
         if splits is None:
             return None
-        if isinstance(splits, str):
-            raise QueryError("splits is a collection of split names, not a string")
+        if isinstance(splits, str) or not isinstance(splits, Collection):
+            raise QueryError(f"splits is a collection of split names, got {splits!r}")
+        known = set(self.splits.tolist())
+        unknown = sorted(repr(name) for name in splits if name not in known)
+        if unknown or not splits:
+            raise QueryError(
+                f"unknown splits {unknown or '(none given)'}; this bundle has {sorted(known)}"
+            )
         return np.flatnonzero(np.isin(self.splits, list(splits)))
 
     def _keep(self, rows: np.ndarray, codes: np.ndarray, wanted: np.ndarray | None) -> np.ndarray:
@@ -318,7 +488,12 @@ class Retriever:
         return keep
 
     def _allowed_hits(
-        self, vectors: np.ndarray, depth: int, codes: list[np.ndarray], wanted: np.ndarray | None
+        self,
+        vectors: np.ndarray,
+        depth: int,
+        codes: list[np.ndarray],
+        wanted: np.ndarray | None,
+        params: faiss.SearchParameters | None = None,
     ) -> list[tuple[np.ndarray, np.ndarray, bool]]:
         """Per query, the best ``depth`` allowed clip rows, their scores, and whether
         allowed clips beyond them may exist.
@@ -335,7 +510,8 @@ class Retriever:
         pending = np.arange(len(vectors))
         while pending.size:
             deepest = int(max(fetch[pending].max(), 1))
-            scores, rows = search(self.index, vectors[pending], deepest)
+            queries = np.ascontiguousarray(vectors[pending], dtype=np.float32)
+            scores, rows = self.index.search(queries, deepest, params=params)
             short = []
             for q, q_scores, q_rows in zip(pending, scores, rows, strict=True):
                 keep = self._keep(q_rows, codes[q], wanted)
@@ -355,16 +531,31 @@ class Retriever:
         k: int,
         exclude_tracks: Sequence[Collection[str]] | None,
         splits: Collection[str] | None,
-    ) -> tuple[np.ndarray, list[np.ndarray], np.ndarray | None]:
-        """Checked weighted query vectors, excluded track codes, wanted split codes."""
-        vectors = self._weighted(queries, weights, k)
-        return vectors, self._filters(exclude_tracks, len(vectors)), self._wanted(splits)
+        most: int,
+    ) -> tuple[np.ndarray, int, list[np.ndarray], np.ndarray | None]:
+        """Checked weighted query vectors, ``k`` clipped to ``most``, excluded track codes
+        and wanted split codes. Any malformed argument raises ``QueryError``."""
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
+            raise QueryError(f"k must be a positive integer, got {k!r}")
+        try:
+            vectors = self._weighted(queries, weights)
+            return (
+                vectors,
+                min(int(k), most),
+                self._filters(exclude_tracks, len(vectors)),
+                self._wanted(splits),
+            )
+        except QueryError:
+            raise
+        except (TypeError, ValueError) as error:  # e.g. unhashable filter entries
+            raise QueryError(f"malformed query arguments: {error}") from error
 
     def _clip_hits(self, rows: np.ndarray, scores: np.ndarray) -> list[Hit]:
-        order = _ordered(self.clip_ids[rows], scores)
+        ids = np.asarray(self.clip_ids.take(pa.array(rows)).to_pylist(), dtype=object)
+        order = _ordered(ids, scores)
         return [
             Hit(
-                id=str(self.clip_ids[rows[i]]),
+                id=ids[i],
                 score=float(scores[i]),
                 track_id=str(self.track_ids[self._track_of[rows[i]]]),
                 segment_start=int(self._segment_start[rows[i]]),
@@ -388,7 +579,9 @@ class Retriever:
         ``weights`` applies to every query, or gives one entry per query (a list of
         mappings/lists, or ``[Q, A]``); ``exclude_tracks`` has one collection per query.
         """
-        vectors, codes, wanted = self._prepare(queries, weights, k, exclude_tracks, splits)
+        vectors, k, codes, wanted = self._prepare(
+            queries, weights, k, exclude_tracks, splits, self.index.ntotal
+        )
         hits = self._allowed_hits(vectors, k, codes, wanted)
         return [self._clip_hits(rows, scores) for rows, scores, _ in hits]
 
@@ -424,11 +617,11 @@ class Retriever:
         self, vector: np.ndarray, tracks: np.ndarray, wanted: np.ndarray | None
     ) -> np.ndarray:
         """Exact ``track_scoring`` scores of ``tracks`` through all their (wanted) clips."""
-        spans = [
-            self._clips_of_track[self._track_start[t] : self._track_start[t + 1]] for t in tracks
-        ]
-        rows = np.concatenate(spans)
-        owner = np.repeat(np.arange(len(tracks)), [len(span) for span in spans])
+        sizes = self._track_size[tracks]
+        owner = np.repeat(np.arange(len(tracks)), sizes)
+        # Each track's clips are one run of _clips_of_track: gather all runs at once.
+        offsets = np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+        rows = self._clips_of_track[np.repeat(self._track_start[tracks], sizes) + offsets]
         if wanted is not None:
             keep = np.isin(self._split_of[rows], wanted)
             rows, owner = rows[keep], owner[keep]
@@ -444,13 +637,14 @@ class Retriever:
         hits: tuple[np.ndarray, np.ndarray, bool],
         depth: int,
     ) -> list[Hit]:
-        """The ``k`` best tracks, from clip ``hits`` found at ``depth`` (deepened as needed).
+        """The ``k`` best tracks, from clip ``hits`` found at ``depth``.
 
         A track scores at most its best clip. Candidate tracks are scored exactly in the
         order of their best hit, until the next one's best hit cannot reach the k-th best
-        score; the search deepens while a track without a hit could still enter the top
-        ``k`` (the k-th best is below the last hit's score), up to ``TRACK_MAX_DEPTH``
-        clip hits.
+        score. With an exact index the search deepens while a track without a hit could
+        still enter the top ``k`` (the k-th best is below the last hit's score), up to
+        ``TRACK_MAX_DEPTH`` clip hits; an ANN index is approximate anyway, so its one
+        search of ``depth`` hits gives the candidates.
         """
         exact: dict[int, float] = {}
         while True:
@@ -471,7 +665,8 @@ class Retriever:
                     )
                 if len(exact) >= k:
                     kth = np.partition(np.fromiter(exact.values(), float), -k)[-k]
-            if not more or kth >= scores[-1] or depth >= TRACK_MAX_DEPTH:
+            deepen = self._exact_index and more and depth < TRACK_MAX_DEPTH
+            if not deepen or kth >= scores[-1]:
                 break
             depth *= TRACK_DEPTH_FACTOR
             hits = self._allowed_hits(vector[None], depth, [codes], wanted)[0]
@@ -490,11 +685,26 @@ class Retriever:
         weights: Weights | Sequence[Weights] = None,
         exclude_tracks: Sequence[Collection[str]] | None = None,
         splits: Collection[str] | None = None,
+        candidates: int | None = None,
     ) -> list[list[Hit]]:
-        """The ``k`` best tracks for each query (arguments as ``search_clips_batch``)."""
-        vectors, codes, wanted = self._prepare(queries, weights, k, exclude_tracks, splits)
+        """The ``k`` best tracks for each query (arguments as ``search_clips_batch`` and
+        ``search_tracks``)."""
+        vectors, k, codes, wanted = self._prepare(
+            queries, weights, k, exclude_tracks, splits, len(self.track_ids)
+        )
         depth = TRACK_DEPTH_FACTOR * k * self.track_scoring["k"]
-        hits = self._allowed_hits(vectors, depth, codes, wanted)
+        if not self._exact_index:
+            depth = max(depth, TRACK_ANN_CANDIDATES)
+        if candidates is not None:
+            if (
+                isinstance(candidates, bool)
+                or not isinstance(candidates, numbers.Integral)
+                or candidates < 1
+            ):
+                raise QueryError(f"candidates must be a positive integer, got {candidates!r}")
+            depth = int(candidates)
+        depth = max(1, min(depth, self.index.ntotal))
+        hits = self._allowed_hits(vectors, depth, codes, wanted, self._candidate_params)
         return [
             self._track_hits(vector, k, c, wanted, h, depth)
             for vector, c, h in zip(vectors, codes, hits, strict=True)
@@ -507,16 +717,23 @@ class Retriever:
         weights: Weights = None,
         exclude_tracks: Collection[str] = (),
         splits: Collection[str] | None = None,
+        candidates: int | None = None,
     ) -> list[Hit]:
         """The ``k`` tracks most similar to ``query``, best first (arguments as ``search_clips``).
 
         A track scores as evaluation scores it: the bundle's ``track_scoring`` (by default
         the mean of its 2 best clips) over its clips' weighted cosines. Candidate tracks
-        come from the clip index and are scored exactly from all their clip vectors; the
-        search deepens until no unseen track can enter the top ``k``, or to
-        ``TRACK_MAX_DEPTH`` clip hits (then the top ``k`` of the tracks found so far).
+        are the tracks of the best ``candidates`` clip hits (default
+        ``TRACK_DEPTH_FACTOR · k · track_scoring.k``, and at least
+        ``TRACK_ANN_CANDIDATES`` with an ANN index), each scored exactly from all its
+        clip vectors. With an exact (Flat) index the search then deepens until no unseen
+        track can enter the top ``k`` (or to ``TRACK_MAX_DEPTH`` clip hits), so it equals
+        scoring every track; with an ANN index one search gives the candidates (more
+        ``candidates``: higher recall, slower).
         """
-        return self.search_tracks_batch([query], k, [weights], [exclude_tracks], splits)[0]
+        return self.search_tracks_batch(
+            [query], k, [weights], [exclude_tracks], splits, candidates
+        )[0]
 
 
 __all__ = ["Hit", "QueryError", "Retriever", "load_bundle"]

@@ -25,18 +25,36 @@ TASK_TITLES = {"clip_to_clip": "clip → clip", "clip_to_track": "clip → track
 def ranking_plot(
     report: dict[str, Any], metrics: tuple[str, ...] = ("ndcg@10", "mrr", "recall@10")
 ) -> Figure:
-    """Grouped bars: every system per metric, one panel per task."""
+    """Grouped bars with 95% intervals as error bars: every system per metric, one panel per task.
+
+    Metrics a task does not report (a Recall@K past its candidates) are left out.
+    """
     tasks = list(report["tasks"])
     fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 4), squeeze=False)
     for ax, task in zip(axes[0], tasks, strict=True):
         systems = report["tasks"][task]["systems"]
         names = list(systems)
+        shown = [m for m in metrics if m in systems[names[0]]]
         width = 0.8 / len(names)
-        x = np.arange(len(metrics))
+        x = np.arange(len(shown))
         for i, name in enumerate(names):
-            values = [systems[name][m] for m in metrics]
-            ax.bar(x + (i - (len(names) - 1) / 2) * width, values, width, label=name)
-        ax.set_xticks(x, metrics)
+            values = np.array([systems[name][m] for m in shown])
+            bounds = report["intervals"][task][name]
+            errors = np.array(
+                [
+                    [v - bounds[m]["low"] for m, v in zip(shown, values, strict=True)],
+                    [bounds[m]["high"] - v for m, v in zip(shown, values, strict=True)],
+                ]
+            )
+            ax.bar(
+                x + (i - (len(names) - 1) / 2) * width,
+                values,
+                width,
+                yerr=np.maximum(errors, 0.0),
+                capsize=2,
+                label=name,
+            )
+        ax.set_xticks(x, shown)
         ax.set_ylim(0, 1)
         ax.set_title(
             f"{TASK_TITLES.get(task, task)} ({report['tasks'][task]['num_queries']} queries)"

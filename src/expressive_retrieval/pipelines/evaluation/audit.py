@@ -19,6 +19,7 @@ from expressive_retrieval.evaluation.audit.kit import (
     stratified_sample,
 )
 from expressive_retrieval.evaluation.audit.page import audit_page
+from expressive_retrieval.evaluation.gates import Verdict, failure
 from expressive_retrieval.evaluation.metrics import rank_candidates
 from expressive_retrieval.evaluation.retrieval import SplitView, SystemScores
 
@@ -200,7 +201,7 @@ def _pending(detail: str, notes: list[str] | None = None) -> dict[str, Any]:
         "num_raters": 0,
         "num_judgements": 0,
         "notes": notes or [],
-        "gate": {"status": "pending", "detail": detail, "failures": []},
+        "gate": Verdict("pending", detail).to_dict(),
     }
 
 
@@ -269,29 +270,35 @@ def ingest_audit_judgements(
         if accuracy is None or accuracy < gate["min_pairwise_accuracy"]:
             shown = "no judged pairs" if accuracy is None else f"{accuracy:.3f}"
             failures.append(
-                f"human_audit: {name} pairwise preference accuracy {shown} "
-                f"(min {gate['min_pairwise_accuracy']})"
+                failure(
+                    "human_audit",
+                    name,
+                    f"pairwise preference accuracy {shown} (min {gate['min_pairwise_accuracy']})",
+                )
             )
             continue
         for baseline in gate["baselines"]:
             reference = per_system[baseline]["pairwise_accuracy"]
             if reference is not None and accuracy <= reference:
                 failures.append(
-                    f"human_audit: {name} pairwise preference accuracy {accuracy:.3f} "
-                    f"<= {baseline} {reference:.3f}"
+                    failure(
+                        "human_audit",
+                        name,
+                        f"pairwise preference accuracy {accuracy:.3f} <= {baseline} {reference:.3f}",
+                    )
                 )
     if len(raters) >= 2 and (alpha is None or alpha < gate["min_alpha"]):
         shown = "undefined" if alpha is None else f"{alpha:.3f}"
         failures.append(
-            f"human_audit: Krippendorff's alpha {shown} over {len(raters)} raters (min {gate['min_alpha']})"
+            failure(
+                "human_audit",
+                "Krippendorff's alpha",
+                f"{shown} over {len(raters)} raters (min {gate['min_alpha']})",
+            )
         )
-    detail = (
-        "; ".join(failures)
-        if failures
-        else (
-            f"passed: {', '.join(gate['systems'])} agree with {len(raters)} rater(s) on at least "
-            f"{gate['min_pairwise_accuracy']} of judged pairs"
-        )
+    scope = (
+        f"{', '.join(gate['systems'])} agree with {len(raters)} rater(s) on at least "
+        f"{gate['min_pairwise_accuracy']} of judged pairs"
     )
     logger.info("Human audit: %d raters, %d judgements, alpha %s", len(raters), len(usable), alpha)
     return {
@@ -303,9 +310,5 @@ def ingest_audit_judgements(
         "krippendorff_alpha_interval": alpha,
         "systems": per_system,
         "notes": notes,
-        "gate": {
-            "status": "failed" if failures else "passed",
-            "detail": detail,
-            "failures": failures,
-        },
+        "gate": Verdict.of(failures, scope).to_dict(),
     }

@@ -1,9 +1,10 @@
-"""Nodes of ``evaluation``: score every system on the test split, measure, export, gate.
+"""Nodes of ``evaluation``: score every system on the test split, measure it, export TREC files.
 
 Every system ranks the split's clips (clip→clip) and tracks (clip→track) for every clip of
 the split as a query, the query's own track excluded (docs/design.md, "Evaluation").
-Systems with per-aspect sub-scores also get the faithfulness matrix, counterfactual shares
-and curves.
+Systems with per-aspect sub-scores also get the faithfulness matrix, counterfactual effects
+and curves; every mean gets its interval. The report, its pages and the gates are in
+``reporting.py``.
 """
 
 from __future__ import annotations
@@ -15,66 +16,69 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from matplotlib.figure import Figure
 
 from expressive_retrieval.data.segments import SegmentStore, clip_refs
 from expressive_retrieval.evaluation.baselines import (
     discovery_layer_weights,
     layer_weighted_vectors,
 )
-from expressive_retrieval.evaluation.metrics import METRICS, format_qrels, format_run, summarise
-from expressive_retrieval.evaluation.report.figures import (
-    counterfactual_plot,
-    faithfulness_plot,
-    png_base64,
-    ranking_plot,
-    training_plot,
+from expressive_retrieval.evaluation.metrics import (
+    format_qrels,
+    format_run,
+    summarise,
+    task_metrics,
 )
-from expressive_retrieval.evaluation.report.page import report_html, summary_markdown
 from expressive_retrieval.evaluation.retrieval import (
     TASKS,
     SplitView,
     SystemScores,
     aggregate_clip_scores,
-    aspect_failures,
     aspect_report,
     counterfactual_curves,
     per_query_report,
-    ranking_failures,
     scores_from_aspects,
     split_view,
     view_clips,
 )
+from expressive_retrieval.evaluation.uncertainty import compare_pairs, finding
 from expressive_retrieval.models import OracleConfig, OracleScorer, ProjectionConfig, ProjectionHead
 from expressive_retrieval.vectors.aspects import aspect_similarities, weight_query_vectors
-from expressive_retrieval.vectors.index import search
+from expressive_retrieval.vectors.index import build_index, large_index_config, search
 
 logger = logging.getLogger(__name__)
 
 SYSTEMS = (
+    "random",
     "cosine",
     "discovery_cosine",
     "oracle",
     "projection",
     "projection_distilled",
     "projection_distilled_ann",
+    "projection_distilled_ivfpq",
 )
-GATES = ("ranking", "aspect_faithfulness", "counterfactual", "human_audit")
 
 
 def evaluation_view(
     clips: pd.DataFrame,
     clip_aspect_features: pd.DataFrame,
     dataset_version: dict[str, Any],
+    splits: pd.DataFrame,
     params: dict[str, Any],
+    checks: dict[str, Any],
 ) -> SplitView:
-    """Queries, candidates, graded relevance and aspect targets of the evaluated split."""
-    view = split_view(clips, clip_aspect_features, dataset_version["relevance"], params["split"])
+    """Queries, candidates, graded relevance, aspect targets and independent units."""
+    unit = checks["uncertainty"]["unit"]
+    view = split_view(
+        clips, clip_aspect_features, dataset_version["relevance"], params["split"], splits, unit
+    )
     logger.info(
-        "Evaluating on %s: %d query clips, %d candidate tracks",
+        "Evaluating on %s: %d query clips, %d candidate tracks, %d independent units (%s)",
         params["split"],
         len(view.clip_ids),
         len(view.track_ids),
+        len(np.unique(view.units)),
+        unit,
     )
     return view
 
@@ -85,11 +89,13 @@ def score_frozen_baselines(
     layer_evidence: dict[str, Any],
     view: SplitView,
     params: dict[str, Any],
+    checks: dict[str, Any],
 ) -> dict[str, SystemScores]:
-    """``cosine`` (all layers, mean) and ``discovery_cosine`` (layers per aspect by evidence).
+    """The baselines: ``cosine`` (all layers, mean), ``discovery_cosine`` (layers per aspect
+    by evidence) and ``random`` (seeded uniform scores: chance level).
 
-    Both come from one streamed pass over the segments: row 0 of the layer mix is uniform,
-    rows 1.. are the aspects' discovery weights.
+    Both cosines come from one streamed pass over the segments: row 0 of the layer mix is
+    uniform, rows 1.. are the aspects' discovery weights.
     """
     started = time.perf_counter()
     evidence = discovery_layer_weights(layer_evidence, view.aspects)
@@ -100,14 +106,16 @@ def score_frozen_baselines(
     seconds = time.perf_counter() - started
     plain = vectors[:, 0]
     cosine = (plain @ plain.T).astype(np.float64)
-    track = aggregate_clip_scores(view, cosine, **params["track_scoring"])
+    track = aggregate_clip_scores(view, cosine, **checks["track_scoring"])
     per_aspect = vectors[:, 1:].reshape(len(vectors), -1)
     discovery = aspect_similarities(per_aspect, per_aspect, len(view.aspects))
     logger.info("Scored the frozen baselines in %.1fs", seconds)
+    rng = np.random.default_rng(params["random_seed"])
     return {
+        "random": SystemScores(rng.random(view.valid.shape), rng.random(view.track_valid.shape)),
         "cosine": SystemScores(cosine, track, seconds=seconds),
         "discovery_cosine": scores_from_aspects(
-            view, discovery.astype(np.float64), params["track_scoring"], seconds
+            view, discovery.astype(np.float64), checks["track_scoring"], seconds
         ),
     }
 
@@ -132,20 +140,20 @@ def score_oracle(
 
 
 def _ann_scores(
-    clip_index: tuple[Any, dict[str, Any]],
+    index: Any,
     clip_ids: pd.DataFrame,
     queries: np.ndarray,
     view: SplitView,
     params: dict[str, Any],
+    track_scoring: dict[str, Any],
 ) -> SystemScores:
-    """The shipped index searched with default-weight queries, hits kept on the split.
+    """An index of the whole corpus searched with default-weight queries, hits kept on the split.
 
-    The index holds the whole corpus; each query asks for ``ann_depth`` neighbours (at most
-    the index size) and keeps those in the split. Candidates it did not return are not
-    retrieved: they are absent from the run and never count as hits.
+    Each query asks for ``ann_depth`` neighbours (at most the index size) and keeps those
+    in the split. Candidates it did not return are not retrieved: they are absent from the
+    run and never count as hits.
     """
-    index, manifest = clip_index
-    depth = int(min(params["ann_depth"], manifest["ntotal"]))
+    depth = int(min(params["ann_depth"], index.ntotal))
     started = time.perf_counter()
     found_scores, rows = search(index, queries, depth)
     seconds = time.perf_counter() - started
@@ -161,9 +169,7 @@ def _ann_scores(
     retrieved[query_rows, columns] = True
     retrieved &= view.valid
     # A track is returned when its clips are: aggregate over returned clips only.
-    track = aggregate_clip_scores(
-        view, np.where(retrieved, scores, -np.inf), **params["track_scoring"]
-    )
+    track = aggregate_clip_scores(view, np.where(retrieved, scores, -np.inf), **track_scoring)
     track_retrieved = np.isfinite(track)
     return SystemScores(
         scores,
@@ -185,11 +191,16 @@ def score_projections(
     clips: pd.DataFrame,
     view: SplitView,
     params: dict[str, Any],
+    index_params: dict[str, Any],
+    checks: dict[str, Any],
 ) -> dict[str, SystemScores]:
-    """``projection_distilled`` (shipped vectors, exact), its ANN twin, and ``projection``.
+    """``projection_distilled`` (shipped vectors, exact), ``projection``, and two indexes.
 
     The distilled system reads the shipped corpus vectors; the ablation (never shipped) is
-    embedded here from the segments.
+    embedded here from the segments. ``projection_distilled_ann`` searches the shipped
+    index; ``projection_distilled_ivfpq`` an index of the same vectors built here with the
+    large-corpus configuration (``index_params["large"]``), so the approximate index is
+    measured on real projected vectors whatever the corpus size.
     """
     config = ProjectionConfig.from_dict(projection_config)
     rows = view_clips(clip_ids, view)["row"].to_numpy()
@@ -203,6 +214,7 @@ def score_projections(
             segments.clips(clip_refs(view_clips(clips, view))), batch_size=params["chunk_size"]
         )
     embed_seconds = time.perf_counter() - started
+    track = checks["track_scoring"]
     systems = {}
     for name, vectors, seconds in (
         ("projection_distilled", distilled, 0.0),
@@ -211,13 +223,27 @@ def score_projections(
         tic = time.perf_counter()
         per_aspect = aspect_similarities(vectors, vectors, len(config.aspects)).astype(np.float64)
         seconds += time.perf_counter() - tic
-        systems[name] = scores_from_aspects(view, per_aspect, params["track_scoring"], seconds)
+        systems[name] = scores_from_aspects(view, per_aspect, track, seconds)
     queries = weight_query_vectors(distilled, config.default_weights, len(config.aspects))
-    systems["projection_distilled_ann"] = _ann_scores(clip_index, clip_ids, queries, view, params)
+    systems["projection_distilled_ann"] = _ann_scores(
+        clip_index[0], clip_ids, queries, view, params, track
+    )
+    factory, search_params = large_index_config(
+        len(clip_vectors), clip_vectors.shape[1], index_params["large"]
+    )
+    large = build_index(clip_vectors, clip_vectors.shape[1], factory, search_params)
+    systems["projection_distilled_ivfpq"] = _ann_scores(
+        large, clip_ids, queries, view, params, track
+    )
     logger.info(
-        "Scored the projections (ablation embedded in %.1fs, index searched in %.2fs)",
+        "Scored the projections (ablation embedded in %.1fs, shipped %s index searched in "
+        "%.2fs, %s %s in %.2fs)",
         embed_seconds,
+        clip_index[1]["factory"],
         systems["projection_distilled_ann"].seconds,
+        factory,
+        search_params,
+        systems["projection_distilled_ivfpq"].seconds,
     )
     return systems
 
@@ -229,50 +255,94 @@ def all_systems(*groups: dict[str, SystemScores]) -> dict[str, SystemScores]:
     return {name: merged[name] for name in SYSTEMS}
 
 
+def comparison_pairs(params: dict[str, Any]) -> list[tuple[str, str]]:
+    """The paired comparisons: each learned system vs each baseline, then ``pairs``."""
+    spec = params["comparisons"]
+    learned = [(a, b) for a in spec["learned"] for b in spec["baselines"]]
+    return learned + [(a, b) for a, b in spec["pairs"]]
+
+
 def measure_systems(
     view: SplitView,
     frozen_scores: dict[str, SystemScores],
     oracle_scores: dict[str, SystemScores],
     projection_scores: dict[str, SystemScores],
     params: dict[str, Any],
+    checks: dict[str, Any],
 ) -> tuple[dict[str, Any], pd.DataFrame]:
-    """Ranking metrics of every system × task, aspect checks and counterfactual curves.
+    """Metrics with intervals of every system × task, paired comparisons, aspect checks.
 
     Returns:
-        The measurements (the report's ``tasks``, ``aspect_faithfulness``,
-        ``counterfactual``, ``counterfactual_curves`` and ``timing``) and the per-query
-        metrics (one row per query × task × system).
+        The measurements (the report's ``tasks``, ``intervals``, ``comparisons``,
+        ``findings``, ``uncertainty``, ``aspect_faithfulness``, ``counterfactual``,
+        ``counterfactual_curves`` and ``timing``) and the per-query metrics (one row per
+        query × task × system).
     """
     systems = all_systems(frozen_scores, oracle_scores, projection_scores)
-    tasks: dict[str, Any] = {task: {"systems": {}} for task in TASKS}
+    resampler = view.resampler(checks["uncertainty"])
+    tasks: dict[str, Any] = {}
+    intervals: dict[str, Any] = {task: {} for task in TASKS}
+    ndcg: dict[str, dict[str, np.ndarray]] = {task: {} for task in TASKS}
     frames = []
     for name, scores in systems.items():
         per_query = per_query_report(
             view, scores.clip, scores.track, scores.retrieved, scores.track_retrieved
         )
         for task, frame in per_query.items():
+            metrics = task_metrics(view.recall_ks[task])
             summary = summarise(frame)
-            tasks[task]["systems"][name] = {metric: summary[metric] for metric in METRICS}
-            tasks[task]["num_queries"] = summary["num_queries"]
-            tasks[task]["num_queries_without_relevant"] = summary["num_queries_without_relevant"]
+            task_report = tasks.setdefault(
+                task,
+                {
+                    "num_queries": summary["num_queries"],
+                    "num_queries_without_relevant": summary["num_queries_without_relevant"],
+                    "num_candidates": view.num_candidates[task],
+                    "recall_ks": list(view.recall_ks[task]),
+                    "systems": {},
+                },
+            )
+            task_report["systems"][name] = {metric: summary[metric] for metric in metrics}
+            low, high = resampler.interval(frame[list(metrics)].to_numpy())
+            intervals[task][name] = {
+                m: {"low": float(lo), "high": float(hi)}
+                for m, lo, hi in zip(metrics, low, high, strict=True)
+            }
+            ndcg[task][name] = frame["ndcg@10"].to_numpy()
             frames.append(frame.assign(query_clip_id=view.clip_ids, task=task, system=name))
-    checks = params["aspect_checks"]
+    alpha = params["comparisons"]["alpha"]
+    comparisons = compare_pairs(ndcg, comparison_pairs(params), resampler, alpha, "ndcg@10")
+    aspect_checks = checks["aspects"]
     faithfulness, counterfactual, curves = {}, {}, {}
     for name, scores in systems.items():
         if scores.aspects is None:
             continue
         started = time.perf_counter()
-        report = aspect_report(view, scores.aspects, checks)
+        report = aspect_report(view, scores.aspects, aspect_checks, resampler)
         faithfulness[name] = report["aspect_faithfulness"]
         counterfactual[name] = report["counterfactual"]
         curves[name] = counterfactual_curves(
-            view, scores.aspects, params["counterfactual_boosts"], checks["counterfactual_top_k"]
+            view,
+            scores.aspects,
+            params["counterfactual_boosts"],
+            aspect_checks["counterfactual_top_k"],
         )
         logger.info("Aspect checks of %s in %.1fs", name, time.perf_counter() - started)
     per_query = pd.concat(frames).reset_index(drop=True)
-    columns = ["query_clip_id", "task", "system", *METRICS, "num_relevant"]
+    reported = task_metrics(tuple(set().union(*view.recall_ks.values())))
+    columns = ["query_clip_id", "task", "system", *reported, "num_relevant"]
     measurements = {
         "tasks": tasks,
+        "intervals": intervals,
+        "comparisons": comparisons,
+        "findings": [finding(c, task, alpha) for task in TASKS for c in comparisons[task]],
+        "uncertainty": {
+            "unit": checks["uncertainty"]["unit"],
+            "num_units": resampler.num_clusters,
+            "resamples": checks["uncertainty"]["resamples"],
+            "seed": checks["uncertainty"]["seed"],
+            "level": 0.95,
+            "family_wise_alpha": alpha,
+        },
         "aspect_faithfulness": faithfulness,
         "counterfactual": counterfactual,
         "counterfactual_curves": {"boosts": list(params["counterfactual_boosts"]), **curves},
@@ -312,165 +382,3 @@ def export_trec(
         "qrels": {path: text.count("\n") for path, text in qrels.items()},
     }
     return runs, qrels, summary
-
-
-def _training_curves(**metadata: dict[str, Any]) -> dict[str, Any]:
-    """Per-epoch loss and validation nDCG@10 of each trained model."""
-    curves = {}
-    for name, meta in metadata.items():
-        history = meta.get("history", [])
-        curves[name] = {
-            "epochs": [h["epoch"] for h in history],
-            "loss": [h["loss"] for h in history],
-            "val_ndcg@10": [h["val_ndcg@10"] for h in history],
-            "best_epoch": meta.get("best_epoch"),
-            "wall_time_s": meta.get("wall_time_s"),
-        }
-    return curves
-
-
-def _ranking_gate(tasks: dict[str, Any], gate: dict[str, Any]) -> tuple[list[str], str]:
-    systems = {name: {t: tasks[t]["systems"][name] for t in TASKS} for name in SYSTEMS}
-    failures = []
-    for system in gate["systems"]:
-        for baseline in gate["baselines"]:
-            failures += ranking_failures(systems, system, baseline, gate["min_ndcg_ratio"])
-    for task in TASKS:
-        exact = systems["projection_distilled"][task]["ndcg@10"]
-        ann = systems["projection_distilled_ann"][task]["ndcg@10"]
-        if exact - ann > gate["max_ann_ndcg_drop"]:
-            failures.append(
-                f"ranking: {task} nDCG@10 projection_distilled_ann {ann:.3f} is more than "
-                f"{gate['max_ann_ndcg_drop']} below exact search {exact:.3f}"
-            )
-    scope = (
-        f"{', '.join(gate['systems'])} >= {gate['min_ndcg_ratio']} x "
-        f"{' and '.join(gate['baselines'])} on nDCG@10 for both tasks"
-    )
-    return failures, scope
-
-
-def gate_verdicts(
-    measurements: dict[str, Any], human_audit: dict[str, Any], params: dict[str, Any]
-) -> dict[str, dict[str, Any]]:
-    """``{gate: {status, detail, failures}}`` for the four gates (docs/design.md, "Evaluation")."""
-    gates = params["gates"]
-    ranking, scope = _ranking_gate(measurements["tasks"], gates["ranking"])
-    verdicts = {"ranking": (ranking, scope)}
-    for gate in ("aspect_faithfulness", "counterfactual"):
-        failures = []
-        for system in gates[gate]["systems"]:
-            report = {
-                "aspect_faithfulness": measurements["aspect_faithfulness"][system],
-                "counterfactual": measurements["counterfactual"][system],
-            }
-            failures += [
-                f
-                for f in aspect_failures(report, params["aspect_checks"], f"{system}/")
-                if f.startswith(gate)
-            ]
-        verdicts[gate] = (failures, f"checked for {', '.join(gates[gate]['systems'])}")
-    result = {
-        name: {
-            "status": "failed" if failures else "passed",
-            "detail": "; ".join(failures) if failures else f"passed: {scope}",
-            "failures": failures,
-        }
-        for name, (failures, scope) in verdicts.items()
-    }
-    result["human_audit"] = human_audit["gate"]
-    return result
-
-
-def assemble_report(
-    dataset_version: dict[str, Any],
-    measurements: dict[str, Any],
-    trec_summary: dict[str, Any],
-    audit_summary: dict[str, Any],
-    human_audit: dict[str, Any],
-    oracle_training_metadata: dict[str, Any],
-    projection_training_metadata: dict[str, Any],
-    projection_ablation_training_metadata: dict[str, Any],
-    params: dict[str, Any],
-) -> dict[str, Any]:
-    """``evaluation_report``: the schema of docs/design.md ("Evaluation report") plus extras.
-
-    The extras: timing, training curves, the audit and TREC line counts.
-    """
-    gates = gate_verdicts(measurements, human_audit, params)
-    report = {
-        "dataset_version": dataset_version["dataset_version"],
-        "bundle_version": None,
-        "split": params["split"],
-        **measurements,
-        "gates": gates,
-        "training_curves": _training_curves(
-            oracle=oracle_training_metadata,
-            projection_distilled=projection_training_metadata,
-            projection=projection_ablation_training_metadata,
-        ),
-        "human_audit": {k: v for k, v in human_audit.items() if k != "gate"},
-        "audit_kit": audit_summary,
-        "trec": trec_summary,
-        "parameters": {k: params[k] for k in ("gates", "aspect_checks", "track_scoring")},
-    }
-    for name, verdict in gates.items():
-        logger.info("Evaluation gate %s: %s", name, verdict["status"])
-    return report
-
-
-def plot_report(
-    evaluation_report: dict[str, Any],
-) -> tuple[Figure, Figure, Figure, Figure, dict[str, str]]:
-    """The report's figures (saved for kedro-viz) and the same as base64 PNGs for the page."""
-    figures = {
-        "ranking": ranking_plot(evaluation_report),
-        "faithfulness": faithfulness_plot(evaluation_report),
-        "counterfactual": counterfactual_plot(evaluation_report),
-        "training": training_plot(evaluation_report),
-    }
-    images = {name: png_base64(fig) for name, fig in figures.items()}
-    return (*figures.values(), images)
-
-
-def render_report(evaluation_report: dict[str, Any], images: dict[str, str]) -> dict[str, str]:
-    """``report.html`` (figures embedded, no network) and ``summary.md``."""
-    return {
-        "report.html": report_html(evaluation_report, images),
-        "summary.md": summary_markdown(evaluation_report),
-    }
-
-
-class EvaluationGateFailed(RuntimeError):
-    """An automatic evaluation gate failed and ``fail_on_gate`` is true."""
-
-
-def enforce_gates(
-    evaluation_report: dict[str, Any], evaluation_html: dict[str, str], params: dict[str, Any]
-) -> dict[str, Any]:
-    """Fail the run when a gate failed, once the report and its page are saved.
-
-    Returns:
-        ``evaluation_verdict``: ``{"passed": bool, "gates": {gate: status}}``, so a later
-        step (e.g. export) can depend on the gates having been enforced.
-
-    Raises:
-        EvaluationGateFailed: naming every failed gate and its figures.
-    """
-    statuses = {name: verdict["status"] for name, verdict in evaluation_report["gates"].items()}
-    failed = {
-        name: verdict
-        for name, verdict in evaluation_report["gates"].items()
-        if verdict["status"] == "failed"
-    }
-    if not failed:
-        logger.info(
-            "Every evaluation gate passed or is pending (%d report files)", len(evaluation_html)
-        )
-        return {"passed": True, "gates": statuses}
-    lines = [f"{name}: {failure}" for name, v in failed.items() for failure in v["failures"]]
-    message = f"Evaluation gate(s) failed: {', '.join(failed)}\n  - " + "\n  - ".join(lines)
-    if params["gates"]["fail_on_gate"]:
-        raise EvaluationGateFailed(message + "\nThe evaluation report and its page are saved.")
-    logger.warning("%s\nfail_on_gate is false: the run goes on.", message)
-    return {"passed": False, "gates": statuses}

@@ -4,17 +4,14 @@ from kedro.pipeline import Node, Pipeline
 
 from .audit import ingest_audit_judgements, make_audit_kit
 from .nodes import (
-    assemble_report,
-    enforce_gates,
     evaluation_view,
     export_trec,
     measure_systems,
-    plot_report,
-    render_report,
     score_frozen_baselines,
     score_oracle,
     score_projections,
 )
+from .reporting import assemble_report, enforce_gates, plot_report, render_report
 
 SCORES = ["frozen_system_scores", "oracle_system_scores", "projection_system_scores"]
 
@@ -24,13 +21,27 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 evaluation_view,
-                ["clips", "clip_aspect_features", "dataset_version", "params:evaluation"],
+                [
+                    "clips",
+                    "clip_aspect_features",
+                    "dataset_version",
+                    "splits",
+                    "params:evaluation",
+                    "params:checks",
+                ],
                 "evaluation_view",
                 name="evaluation_view_node",
             ),
             Node(
                 score_frozen_baselines,
-                ["segments", "clips", "layer_evidence", "evaluation_view", "params:evaluation"],
+                [
+                    "segments",
+                    "clips",
+                    "layer_evidence",
+                    "evaluation_view",
+                    "params:evaluation",
+                    "params:checks",
+                ],
                 "frozen_system_scores",
                 name="score_frozen_baselines_node",
             ),
@@ -60,13 +71,15 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "clips",
                     "evaluation_view",
                     "params:evaluation",
+                    "params:projection_retriever.index",
+                    "params:checks",
                 ],
                 "projection_system_scores",
                 name="score_projections_node",
             ),
             Node(
                 measure_systems,
-                ["evaluation_view", *SCORES, "params:evaluation"],
+                ["evaluation_view", *SCORES, "params:evaluation", "params:checks"],
                 ["evaluation_measurements", "evaluation_per_query"],
                 name="measure_systems_node",
             ),
@@ -109,6 +122,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "projection_training_metadata",
                     "projection_ablation_training_metadata",
                     "params:evaluation",
+                    "params:checks",
                 ],
                 "evaluation_report",
                 name="assemble_report_node",

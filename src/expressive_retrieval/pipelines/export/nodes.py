@@ -22,8 +22,18 @@ import pandas as pd
 import safetensors.torch
 import torch
 
+from expressive_retrieval.evaluation.gates import check_release
 from expressive_retrieval.evaluation.retrieval import TASKS
-from expressive_retrieval.serving.bundle import EVALUATION, FILES, FOLDERS, BundleContents
+from expressive_retrieval.serving.bundle import (
+    EVALUATION,
+    FILES,
+    FOLDERS,
+    OPTIONAL_FILES,
+    BundleContents,
+    release_of,
+)
+from expressive_retrieval.serving.remote import publish_bundle
+from expressive_retrieval.serving.retriever import Retriever
 from expressive_retrieval.vectors.index import VECTORS_CONTENT, manifest_text, vectors_digest
 
 logger = logging.getLogger(__name__)
@@ -72,23 +82,6 @@ def _check_versions(dataset_version: str, sources: Mapping[str, Mapping[str, Any
         )
 
 
-def _check_gates(report: Mapping[str, Any], allow_failed: bool) -> dict[str, str]:
-    """Gate statuses of the evaluation report; refuses failed gates unless allowed."""
-    failed = {
-        gate: verdict.get("detail", "")
-        for gate, verdict in report["gates"].items()
-        if verdict["status"] == "failed"
-    }
-    if failed and not allow_failed:
-        raise ValueError(
-            f"the evaluation failed gate(s) {failed}; refusing to bundle the model "
-            "(set export.allow_failed_gates: true to bundle it anyway)"
-        )
-    for gate, detail in failed.items():
-        logger.warning("Bundling although evaluation gate %s failed: %s", gate, detail)
-    return {gate: verdict["status"] for gate, verdict in report["gates"].items()}
-
-
 def _check_projection(
     clip_vectors: np.ndarray,
     clip_ids: pd.DataFrame,
@@ -111,6 +104,17 @@ def _check_projection(
         )
 
 
+def _check_extraction(extraction: Mapping[str, Any], projection_config: Mapping[str, Any]) -> None:
+    """The recorded extraction made embeddings of the model's ``L`` and ``D``."""
+    recorded = (extraction.get("L"), extraction.get("D"))
+    expected = (projection_config["num_layers"], projection_config["dim"])
+    if recorded != expected:
+        raise ValueError(
+            f"extraction records L, D = {recorded}, the model was trained on {expected}: "
+            "extraction.json belongs to other embeddings (rerun audio_features, or remove it)"
+        )
+
+
 def assemble_bundle(
     clips: pd.DataFrame,
     splits: pd.DataFrame,
@@ -130,19 +134,25 @@ def assemble_bundle(
     track_ids: pd.DataFrame,
     clip_index: tuple[Any, dict[str, Any]],
     evaluation_report: dict[str, Any],
+    evaluation_verdict: dict[str, Any],
     evaluation_runs: dict[str, str],
     evaluation_qrels: dict[str, str],
     evaluation_html: dict[str, str],
     audit_kit: dict[str, str],
-    projection_params: dict[str, Any],
+    checks: dict[str, Any],
     params: dict[str, Any],
+    extraction: dict[str, Any] | None = None,
 ) -> BundleContents:
     """Every file of the bundle, keyed by its path in the bundle, and the manifest metadata.
 
     Args:
-        projection_params: ``params:projection_retriever``; its ``track_scoring`` is how
-            the serving API scores tracks, as evaluation does.
+        evaluation_verdict: the gate step's verdict on ``evaluation_report``; taking it
+            makes export run after the gates, and only on the report they judged.
+        checks: ``params:checks``; its ``track_scoring`` is how the serving API scores
+            tracks, as evaluation does.
         params: ``params:export`` (``allow_failed_gates``).
+        extraction: how ``audio_features`` embedded the corpus, or None for embeddings
+            brought some other way; bundled when present, so queries are embedded alike.
 
     Returns:
         ``BundleContents`` for the ``artifact_bundle`` dataset, which writes, verifies and
@@ -150,8 +160,10 @@ def assemble_bundle(
 
     Raises:
         ValueError: the artifacts do not belong together (dataset version, vectors vs
-            index, row counts), an evaluation file is misnamed, or an evaluation gate
-            failed and ``allow_failed_gates`` is false.
+            index, row counts, extraction's L and D vs the model's) or an evaluation file
+            is misnamed.
+        GateFailed: the verdict is not of this report, or an evaluation gate failed and
+            ``allow_failed_gates`` is false.
     """
     version = dataset_version["dataset_version"]
     _check_versions(
@@ -163,7 +175,7 @@ def assemble_bundle(
             "evaluation_report": evaluation_report,
         },
     )
-    gates = _check_gates(evaluation_report, params["allow_failed_gates"])
+    gates = check_release(evaluation_report, evaluation_verdict, params["allow_failed_gates"])
     index, index_manifest = clip_index
     _check_projection(clip_vectors, clip_ids, track_vectors, track_ids, index_manifest)
     tables = {
@@ -194,6 +206,9 @@ def assemble_bundle(
         "index_manifest": manifest_text(index_manifest).encode("utf-8"),
     }
     files = {FILES[name]: content for name, content in contents.items()}
+    if extraction is not None:
+        _check_extraction(extraction, projection_config)
+        files[OPTIONAL_FILES["extraction"]] = _json(extraction)
     evaluation = [
         _text_files(FOLDERS["evaluation_runs"], evaluation_runs, TASKS),
         _text_files(FOLDERS["evaluation_qrels"], evaluation_qrels, TASKS),
@@ -210,13 +225,14 @@ def assemble_bundle(
         "L": projection_config["num_layers"],
         "D": projection_config["dim"],
         "aspects": list(projection_config["aspects"]),
+        "release": release_of(gates),
         "evaluation_gates": gates,
         "serving": {
             "clip_segments": projection_config["clip_segments"],
             "clip_hop_segments": dataset_version["parameters"]["labels_and_splits"][
                 "clip_hop_segments"
             ],
-            "track_scoring": dict(projection_params["track_scoring"]),
+            "track_scoring": dict(checks["track_scoring"]),
             "vector_dim": int(clip_vectors.shape[1]),
             "index": {key: index_manifest[key] for key in ("factory", "search_params", "ntotal")},
         },
@@ -229,3 +245,28 @@ def assemble_bundle(
         sum(len(extra) for extra in evaluation),
     )
     return BundleContents(files, metadata)
+
+
+def publish_bundle_node(bundle: Retriever, params: dict[str, Any]) -> dict[str, str] | None:
+    """Publish the verified bundle to ``params["publish_to"]`` (an fsspec URL) if set.
+
+    A ``rejected`` bundle (bundled although a gate failed) is never published.
+
+    Returns:
+        Where it landed (``url``, ``bundle_version``, ``bundle_sha256``), or None when
+        nothing was published.
+    """
+    url = params.get("publish_to")
+    version = bundle.manifest["bundle_version"]
+    if not url:
+        logger.info("Bundle %s not published (export.publish_to is null)", version)
+        return None
+    if bundle.release == "rejected":
+        logger.warning(
+            "Bundle %s failed evaluation gates %s: not published to %s",
+            version,
+            bundle.manifest["evaluation_gates"],
+            url,
+        )
+        return None
+    return publish_bundle(bundle.folder, url)

@@ -1,11 +1,12 @@
-"""``export``: every artifact of the run → one verified bundle folder.
+"""``export``: every artifact of the run → one verified bundle folder, then (with
+``export.publish_to``) published to object storage.
 
 The layout is the contract of docs/design.md, "Bundle".
 """
 
 from kedro.pipeline import Node, Pipeline
 
-from .nodes import assemble_bundle
+from .nodes import assemble_bundle, publish_bundle_node
 
 ARTIFACTS = [
     "clips",
@@ -26,6 +27,7 @@ ARTIFACTS = [
     "track_ids",
     "clip_index",
     "evaluation_report",
+    "evaluation_verdict",
     "evaluation_runs",
     "evaluation_qrels",
     "evaluation_html",
@@ -40,11 +42,18 @@ def create_pipeline(**kwargs) -> Pipeline:
                 assemble_bundle,
                 {
                     **{name: name for name in ARTIFACTS},
-                    "projection_params": "params:projection_retriever",
+                    "checks": "params:checks",
                     "params": "params:export",
+                    "extraction": "extraction",
                 },
                 "artifact_bundle",
                 name="assemble_bundle_node",
-            )
+            ),
+            Node(
+                publish_bundle_node,
+                {"bundle": "artifact_bundle", "params": "params:export"},
+                None,
+                name="publish_bundle_node",
+            ),
         ]
     )

@@ -13,13 +13,19 @@ import torch
 from expressive_retrieval.data.relevance import RelevanceModel
 from expressive_retrieval.data.segments import SegmentStore, clip_refs
 from expressive_retrieval.evaluation.baselines import mean_pooled_vectors
+from expressive_retrieval.evaluation.gates import (
+    Verdict,
+    aspect_failures,
+    enforce,
+    ranking_failures,
+)
+from expressive_retrieval.evaluation.metrics import summarise
 from expressive_retrieval.evaluation.retrieval import (
+    TASKS,
     SplitView,
     aggregate_clip_scores,
-    aspect_failures,
     aspect_report,
-    ranking_failures,
-    ranking_report,
+    per_query_report,
     split_view,
     view_clips,
 )
@@ -73,8 +79,10 @@ def split_report(
     clips: pd.DataFrame,
     view: SplitView,
     params: dict[str, Any],
+    checks: dict[str, Any],
 ) -> dict[str, Any]:
-    """The oracle against frozen cosine on one split: both tasks and aspect behaviour."""
+    """The oracle against frozen cosine on one split: both tasks, the paired nDCG@10
+    difference with its interval, and aspect behaviour."""
     members = view_clips(clips, view)
     refs = clip_refs(members)
     started = time.perf_counter()
@@ -84,16 +92,31 @@ def split_report(
     pooled = mean_pooled_vectors(segments, members, model.config.dim)
     cosine = pooled @ pooled.T
     track = {"how": model.config.track_aggregation, "k": model.config.track_topk}
+    per_query = {
+        name: per_query_report(view, s, aggregate_clip_scores(view, s, **track))
+        for name, s in (("oracle", scores), ("cosine", cosine))
+    }
+    resampler = view.resampler(checks["uncertainty"])
     return {
         "num_clips": len(view.clip_ids),
         "num_tracks": len(view.track_ids),
+        "num_units": resampler.num_clusters,
         "scoring_seconds": round(seconds, 3),
         "scored_pairs_per_second": round(len(refs) ** 2 / max(seconds, 1e-9)),
         "systems": {
-            "oracle": ranking_report(view, scores, aggregate_clip_scores(view, scores, **track)),
-            "cosine": ranking_report(view, cosine, aggregate_clip_scores(view, cosine, **track)),
+            name: {task: summarise(frame) for task, frame in frames.items()}
+            for name, frames in per_query.items()
         },
-        **aspect_report(view, per_aspect, params["gate"]),
+        "comparisons": {
+            task: {
+                ("oracle", "cosine"): resampler.compare(
+                    per_query["oracle"][task]["ndcg@10"].to_numpy(),
+                    per_query["cosine"][task]["ndcg@10"].to_numpy(),
+                )
+            }
+            for task in TASKS
+        },
+        **aspect_report(view, per_aspect, checks["aspects"], resampler),
     }
 
 
@@ -102,50 +125,57 @@ def evaluate_oracle(
     model_config: dict[str, Any],
     segments: SegmentStore,
     clips: pd.DataFrame,
+    splits: pd.DataFrame,
     clip_aspect_features: pd.DataFrame,
     dataset_version: dict[str, Any],
     params: dict[str, Any],
+    checks: dict[str, Any],
 ) -> dict[str, Any]:
-    """Validation and test reports (vs frozen cosine) and the gate verdict on validation.
+    """The validation report (vs frozen cosine) and the gate verdict on it.
 
-    The report is saved whether or not the gate passes.
+    The test split is left to ``evaluation``. The report is saved whether or not the
+    gate passes.
     """
     model = OracleScorer.from_state(OracleConfig.from_dict(model_config), model_state).eval()
-    report: dict[str, Any] = {
-        "dataset_version": dataset_version["dataset_version"],
-        "splits": {
-            split: split_report(
-                model,
-                segments,
-                clips,
-                split_view(clips, clip_aspect_features, dataset_version["relevance"], split),
-                params,
-            )
-            for split in ("val", "test")
-        },
-    }
-    report["gate"] = gate_verdict(report["splits"][GATED_SPLIT], params["gate"])
-    logger.info("Oracle gate on %s: %s", GATED_SPLIT, report["gate"]["detail"])
-    return report
-
-
-def gate_verdict(split_report: dict[str, Any], gate: dict[str, Any]) -> dict[str, Any]:
-    """Pass only if ranking beats cosine AND aspect behaviour holds (seed plan §3)."""
-    failures = ranking_failures(
-        split_report["systems"], "oracle", "cosine", gate["min_ndcg_ratio_vs_cosine"]
-    ) + aspect_failures(split_report, gate)
+    view = split_view(
+        clips,
+        clip_aspect_features,
+        dataset_version["relevance"],
+        GATED_SPLIT,
+        splits,
+        checks["uncertainty"]["unit"],
+    )
+    split = split_report(model, segments, clips, view, params, checks)
+    verdict = gate_verdict(split, params["gate"], checks["aspects"])
+    comparisons = split.pop("comparisons")
+    split["comparisons"] = [
+        {"a": a, "b": b, "task": task, "metric": "ndcg@10", **result}
+        for task, pairs in comparisons.items()
+        for (a, b), result in pairs.items()
+    ]
+    logger.info("Oracle gate on %s: %s", GATED_SPLIT, verdict.detail)
     return {
-        "split": GATED_SPLIT,
-        "status": "failed" if failures else "passed",
-        "failures": failures,
-        "detail": "; ".join(failures)
-        if failures
-        else "ranking, faithfulness and counterfactual checks pass",
+        "dataset_version": dataset_version["dataset_version"],
+        "splits": {GATED_SPLIT: split},
+        "gate": {"split": GATED_SPLIT, **verdict.to_dict()},
     }
 
 
-class OracleRejected(RuntimeError):
-    """The oracle ranks but fails its gate; its weights are not published."""
+def gate_verdict(
+    split_report: dict[str, Any], gate: dict[str, Any], checks: dict[str, Any]
+) -> Verdict:
+    """Pass only if the oracle beats cosine with evidence AND aspect behaviour holds.
+
+    Args:
+        split_report: ``split_report``'s output (``comparisons`` still keyed by pair).
+        gate: ``min_ndcg_gain_vs_cosine``: the 95% lower bound of oracle - cosine nDCG@10
+            must reach it on both tasks.
+        checks: the shared aspect thresholds (``params:checks`` ``aspects``).
+    """
+    failures = ranking_failures(
+        split_report["comparisons"], ["oracle"], ["cosine"], gate["min_ndcg_gain_vs_cosine"]
+    ) + aspect_failures(split_report, checks)
+    return Verdict.of(failures, "ranking, faithfulness and counterfactual checks")
 
 
 def publish_oracle(
@@ -158,13 +188,12 @@ def publish_oracle(
     """Release the weights only when the gate passed (or ``fail_on_gate`` is false).
 
     Raises:
-        OracleRejected: naming every failed check and its figures.
+        GateFailed: naming every failed check and its figures.
     """
-    if report["gate"]["status"] != "passed":
-        message = "Oracle rejected by its validation gate:\n  - " + "\n  - ".join(
-            report["gate"]["failures"]
-        )
-        if params["gate"]["fail_on_gate"]:
-            raise OracleRejected(message + "\nThe eval report is saved; the weights are not.")
-        logger.warning("%s\nfail_on_gate is false: publishing anyway.", message)
+    enforce(
+        {"oracle": Verdict.from_dict(report["gate"])},
+        "Oracle (validation)",
+        params["gate"]["fail_on_gate"],
+        "The eval report is saved; the weights are not.",
+    )
     return model_state, model_config, {**training_metadata, "gate": report["gate"]}

@@ -1,4 +1,7 @@
-"""Nodes of ``projection_retriever``: distil, project the corpus, index it, measure it."""
+"""Nodes of ``projection_retriever``: distil, project the corpus, index it.
+
+The test split is measured only by ``evaluation``.
+"""
 
 from __future__ import annotations
 
@@ -13,13 +16,6 @@ import torch
 
 from expressive_retrieval.data.segments import SegmentStore, clip_refs
 from expressive_retrieval.datasets import VectorBlocks
-from expressive_retrieval.evaluation.retrieval import (
-    aspect_report,
-    ranking_report,
-    scores_from_aspects,
-    split_view,
-    view_clips,
-)
 from expressive_retrieval.models import (
     OracleConfig,
     OracleScorer,
@@ -31,14 +27,12 @@ from expressive_retrieval.models import (
 )
 from expressive_retrieval.models.training import listwise_data
 from expressive_retrieval.pipelines._inputs import clip_loader, model_layout, train_on_lists
-from expressive_retrieval.vectors.aspects import aspect_similarities, track_vectors
+from expressive_retrieval.vectors.aspects import track_vectors
 from expressive_retrieval.vectors.index import (
     VECTORS_CONTENT,
     IndexArtifact,
     build_index,
-    exact_search,
-    recall_at_k,
-    search,
+    index_config,
     vectors_digest,
 )
 
@@ -172,8 +166,8 @@ def make_track_vectors(
 def build_clip_index(
     clip_vectors: np.ndarray, clip_ids: pd.DataFrame, params: dict[str, Any]
 ) -> IndexArtifact:
-    """The FAISS inner-product index over clip vectors (``index.factory``, streamed in)."""
-    factory, search_params = params["index"]["factory"], params["index"]["search_params"]
+    """The FAISS inner-product index over clip vectors, its type chosen by corpus size."""
+    factory, search_params = index_config(len(clip_vectors), clip_vectors.shape[1], params["index"])
     started = time.perf_counter()
     index = build_index(clip_vectors, clip_vectors.shape[1], factory, search_params)
     logger.info(
@@ -186,77 +180,3 @@ def build_clip_index(
         id_mapping={"kind": "row", "ids_file": "clip_ids.parquet", "id_column": "clip_id"},
         checksums={VECTORS_CONTENT: vectors_digest(clip_vectors)},
     )
-
-
-def evaluate_projection(
-    distilled_config: dict[str, Any],
-    clip_vectors: np.ndarray,
-    clip_ids: pd.DataFrame,
-    ablation_state: dict[str, torch.Tensor],
-    ablation_config: dict[str, Any],
-    clip_index: tuple[Any, dict[str, Any]],
-    segments: SegmentStore,
-    clips: pd.DataFrame,
-    clip_aspect_features: pd.DataFrame,
-    dataset_version: dict[str, Any],
-    oracle_eval_report: dict[str, Any],
-    params: dict[str, Any],
-) -> dict[str, Any]:
-    """Test-split ranking of distilled vs plain projection vs the oracle; ANN recall.
-
-    Scores use the default weights; per-aspect similarities feed the faithfulness and
-    counterfactual checks. Index recall@10 compares the shipped index with exact search
-    over the whole corpus for the test clips as queries.
-    """
-    config = ProjectionConfig.from_dict(distilled_config)
-    view = split_view(clips, clip_aspect_features, dataset_version["relevance"], "test")
-    distilled = np.asarray(clip_vectors[view_clips(clip_ids, view)["row"].to_numpy()])
-    with segments:
-        plain = _head(ablation_state, ablation_config).embed_numpy(
-            segments.clips(clip_refs(view_clips(clips, view))),
-            batch_size=params["corpus"]["chunk_size"],
-        )
-    track = params["track_scoring"]
-    systems, aspects = {}, {}
-    for name, vectors in (("projection_distilled", distilled), ("projection", plain)):
-        per_aspect = aspect_similarities(vectors, vectors, len(config.aspects))
-        scores = scores_from_aspects(view, per_aspect.astype(np.float64), track)
-        systems[name] = ranking_report(view, scores.clip, scores.track)
-        aspects[name] = aspect_report(view, scores.aspects, params["checks"])
-    systems["oracle"] = oracle_eval_report["splits"]["test"]["systems"]["oracle"]
-    systems["cosine"] = oracle_eval_report["splits"]["test"]["systems"]["cosine"]
-    index, manifest = clip_index
-    queries = np.ascontiguousarray(distilled, dtype=np.float32)
-    k = params["index"]["recall_k"]
-    started = time.perf_counter()
-    _, ann = search(index, queries, k)
-    ann_seconds = time.perf_counter() - started
-    _, exact = exact_search(clip_vectors, queries, k)
-    ratio = systems["projection_distilled"]["clip_to_clip"]["ndcg@10"] / max(
-        systems["oracle"]["clip_to_clip"]["ndcg@10"], 1e-12
-    )
-    report = {
-        "dataset_version": dataset_version["dataset_version"],
-        "split": "test",
-        "num_queries": len(view.clip_ids),
-        "systems": systems,
-        **{f"{name}_aspects": value for name, value in aspects.items()},
-        "distilled_over_oracle_ndcg@10": round(ratio, 4),
-        "index": {
-            "factory": manifest["factory"],
-            "search_params": manifest["search_params"],
-            "ntotal": manifest["ntotal"],
-            f"recall@{k}_vs_exact": recall_at_k(ann, exact),
-            "queries_per_second": round(len(queries) / max(ann_seconds, 1e-9)),
-        },
-    }
-    logger.info(
-        "Projection (test): distilled nDCG@10 %.3f = %.0f%% of the oracle's; plain %.3f; "
-        "index recall@%d %.3f",
-        systems["projection_distilled"]["clip_to_clip"]["ndcg@10"],
-        100 * ratio,
-        systems["projection"]["clip_to_clip"]["ndcg@10"],
-        k,
-        report["index"][f"recall@{k}_vs_exact"],
-    )
-    return report

@@ -4,7 +4,6 @@ from kedro.pipeline import Node, Pipeline
 
 from .nodes import (
     build_clip_index,
-    evaluate_projection,
     make_track_vectors,
     oracle_teacher_scores,
     project_corpus,
@@ -68,25 +67,6 @@ def create_pipeline(**kwargs) -> Pipeline:
                 ["clip_vectors", "clip_ids", "params:projection_retriever"],
                 "clip_index",
                 name="build_clip_index_node",
-            ),
-            Node(
-                evaluate_projection,
-                [
-                    "projection_config",
-                    "clip_vectors",
-                    "clip_ids",
-                    "projection_ablation_model",
-                    "projection_ablation_config",
-                    "clip_index",
-                    "segments",
-                    "clips",
-                    "clip_aspect_features",
-                    "dataset_version",
-                    "oracle_eval_report",
-                    "params:projection_retriever",
-                ],
-                "projection_eval_report",
-                name="evaluate_projection_node",
             ),
         ]
     )
