@@ -164,7 +164,7 @@ def _fresh(
 ) -> None:
     """Assign the key values of ``members`` (tracks new to every split) into ``owner``.
 
-    Components no larger than the smallest split's target go whole to the split furthest
+    Components no larger than the largest split's target go whole to the split furthest
     below its share (seeded order); larger ones are partitioned by region growth.
     """
     weights = np.array([fractions[s] for s in SPLITS], dtype=np.float64)
@@ -174,7 +174,7 @@ def _fresh(
     links[members] = True
     labels = _components(graph, links)[members]
     sizes = pd.Series(labels).value_counts()
-    limit = weights.min() * total
+    limit = weights.max() * total
     for label in sizes.index[sizes.to_numpy() > limit]:
         component = members[labels == label]
         share = len(component) / total
@@ -211,7 +211,7 @@ def assign_splits(
     """``track_id, group_id, split`` for every track; no key value in two splits.
 
     Tracks connected through shared key values form components. A component no larger
-    than the smallest split's target goes whole to one split. A larger one (a
+    than the largest split's target goes whole to one split. A larger one (a
     real catalogue's work/artist graph is one giant component) is partitioned: a region of
     key values is grown for val, then for test, closing as many tracks as possible (see
     ``_grow_region``); train keeps the rest. Tracks whose key values end up in two splits
