@@ -19,7 +19,6 @@ import pytest
 from kedro.io import DatasetError, Version
 
 from expressive_retrieval.datasets import BundleDataset
-from expressive_retrieval.evaluation.gates import report_digest
 from expressive_retrieval.pipelines.export.nodes import assemble_bundle
 from expressive_retrieval.serving import BundleIntegrityError, load_bundle, verify_bundle
 from expressive_retrieval.serving.bundle import (
@@ -34,6 +33,7 @@ from expressive_retrieval.serving.bundle import (
     try_lock,
 )
 from expressive_retrieval.vectors.integrity import sha256_file
+from tests.serving.conftest import with_gates
 
 INDEX = FILES["index"]
 WEIGHTS = FILES["projection_model"]
@@ -303,13 +303,7 @@ def test_the_shipped_schema_is_valid_and_names_every_written_field(tiny_bundle) 
 )
 def test_the_release_follows_the_gates(tiny_bundle, gates: dict, release: str) -> None:
     assert release_of(gates) == release
-    artifacts = dict(tiny_bundle.artifacts)
-    report = {
-        **artifacts["evaluation_report"],
-        "gates": {gate: {"status": status, "detail": "x"} for gate, status in gates.items()},
-    }
-    artifacts["evaluation_report"] = report
-    artifacts["evaluation_verdict"] = {"passed": True, "report_sha256": report_digest(report)}
+    artifacts = with_gates(tiny_bundle.artifacts, gates)
     artifacts["params"] = {"allow_failed_gates": True}
     assert assemble_bundle(**artifacts).metadata["release"] == release
 
