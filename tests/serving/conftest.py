@@ -142,6 +142,16 @@ def tiny_artifacts(folder: Path) -> tuple[dict[str, Any], dict[str, np.ndarray],
     return artifacts, segments, head
 
 
+def with_gates(artifacts: dict[str, Any], gates: dict[str, str]) -> dict[str, Any]:
+    """``artifacts`` whose evaluation report has these gate statuses, and the verdict on it."""
+    report = {
+        **artifacts["evaluation_report"],
+        "gates": {gate: {"status": status, "detail": "x"} for gate, status in gates.items()},
+    }
+    verdict = {"passed": True, "report_sha256": report_digest(report)}
+    return {**artifacts, "evaluation_report": report, "evaluation_verdict": verdict}
+
+
 @pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> TinyBundle:
     """One published tiny bundle, shared read-only (copy it before tampering)."""

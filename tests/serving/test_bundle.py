@@ -33,6 +33,7 @@ from expressive_retrieval.serving.bundle import (
     try_lock,
 )
 from expressive_retrieval.vectors.integrity import sha256_file
+from tests.serving.conftest import with_gates
 
 INDEX = FILES["index"]
 WEIGHTS = FILES["projection_model"]
@@ -302,11 +303,7 @@ def test_the_shipped_schema_is_valid_and_names_every_written_field(tiny_bundle) 
 )
 def test_the_release_follows_the_gates(tiny_bundle, gates: dict, release: str) -> None:
     assert release_of(gates) == release
-    artifacts = dict(tiny_bundle.artifacts)
-    artifacts["evaluation_report"] = {
-        **artifacts["evaluation_report"],
-        "gates": {gate: {"status": status, "detail": "x"} for gate, status in gates.items()},
-    }
+    artifacts = with_gates(tiny_bundle.artifacts, gates)
     artifacts["params"] = {"allow_failed_gates": True}
     assert assemble_bundle(**artifacts).metadata["release"] == release
 

@@ -15,6 +15,7 @@ from expressive_retrieval.datasets import BundleDataset
 from expressive_retrieval.pipelines.export.nodes import assemble_bundle
 from expressive_retrieval.serving import load_bundle
 from expressive_retrieval.serving.cli import ReleaseWarning, main
+from tests.serving.conftest import with_gates
 
 
 def _run(capsys, *argv: str) -> tuple[int, object, str]:
@@ -40,9 +41,7 @@ def test_verify_prints_a_summary(capsys, tiny_bundle) -> None:
 
 
 def test_search_warns_on_a_candidate_release(capsys, tiny_bundle, tmp_path: Path) -> None:
-    artifacts = dict(tiny_bundle.artifacts)
-    report = artifacts["evaluation_report"]
-    artifacts["evaluation_report"] = {**report, "gates": {"audit": {"status": "pending"}}}
+    artifacts = with_gates(tiny_bundle.artifacts, {"human_audit": "pending"})
     BundleDataset(path=str(tmp_path), version=Version(None, "candidate")).save(
         assemble_bundle(**artifacts)
     )
