@@ -26,7 +26,6 @@ from expressive_retrieval.serving import load_bundle
 from expressive_retrieval.serving.cli import main
 from tests.audio.signals import RATE, note_train
 
-TRAINING = ["labels_and_splits", "oracle_scorer", "projection_retriever", "evaluation", "export"]
 # Short segments keep the whole path (12 recordings → training → bundle) within seconds.
 FAST = {
     "audio_features": {"progress": False, "segment_seconds": 1.0, "min_last_segment_seconds": 0.5},
@@ -116,9 +115,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Scrat
     write_recordings(project)
     done = _kedro(project, "--pipeline=audio_features")
     assert done.returncode == 0, done.stderr[-3000:]
-    # `--pipeline=training` fails under Kedro 1.7 until the registry fix lands: the folder
-    # pipelines it sums, by name.
-    done = _kedro(project, f"--pipelines={','.join(TRAINING)}")
+    done = _kedro(project, "--pipelines=training")
     assert done.returncode == 0, done.stderr[-3000:]
     return project
 

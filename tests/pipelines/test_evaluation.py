@@ -336,7 +336,7 @@ def test_failed_gate_fails_the_run_after_saving_the_report(evaluated) -> None:
 def test_audit_kit_is_blind_stratified_and_self_contained(evaluated) -> None:
     kit, key = evaluated.load("audit_kit"), evaluated.load("audit_key")
     assert set(kit) == {"audit_kit.csv", "audit_kit.html", "README.md"}
-    table = pd.read_csv(io.StringIO(kit["audit_kit.csv"]))
+    table = pd.read_csv(io.StringIO(kit["audit_kit.csv"]), dtype={"kit_id": str})
     params = evaluated.catalog().load("params:evaluation")["audit"]
     assert table["query_clip_id"].nunique() == params["size"]
     assert table["grade"].isna().all() and table["rater"].isna().all()
@@ -439,7 +439,7 @@ def test_notebook_explores_the_outputs_through_the_catalog(evaluated) -> None:
 def test_audit_page_saves_what_the_ingest_reads(evaluated, tmp_path) -> None:
     """The rater page's own script, on a minimal DOM: grade, save, parse the CSV."""
     kit = evaluated.load("audit_kit")
-    table = pd.read_csv(io.StringIO(kit["audit_kit.csv"]))
+    table = pd.read_csv(io.StringIO(kit["audit_kit.csv"]), dtype={"kit_id": str})
     page, grades = tmp_path / "audit_kit.html", tmp_path / "grades.json"
     page.write_text(kit["audit_kit.html"])
     chosen = {item: i % 4 for i, item in enumerate(table["item_id"][::2])}
