@@ -51,14 +51,8 @@ def check_discovery(
     num_layers = _check_embedding(discovery, summary, schema)
     expected_length = summary.L if summary.L is not None else num_layers
 
-    found = discovery.get("aspects")
-    if not isinstance(found, dict):
-        schema(
-            "aspects",
-            "missing key 'aspects'"
-            if "aspects" not in discovery
-            else f"'aspects' must be an object, found {type(found).__name__}",
-        )
+    found = _object(discovery, "aspects", schema)
+    if found is None:
         return
     scored: dict[str, list] = {}
     for name, entry in found.items():
@@ -132,14 +126,8 @@ def _check_embedding(
     discovery: dict, summary: SegmentSummary, schema: Callable[[str, str], None]
 ) -> int | None:
     """Check ``discovery["embedding"]``; return its valid ``num_layers`` or None."""
-    embedding = discovery.get("embedding")
-    if not isinstance(embedding, dict):
-        schema(
-            "embedding",
-            "missing key 'embedding'"
-            if "embedding" not in discovery
-            else f"'embedding' must be an object, found {type(embedding).__name__}",
-        )
+    embedding = _object(discovery, "embedding", schema)
+    if embedding is None:
         return None
     model = embedding.get("model")
     if not isinstance(model, str):
@@ -160,3 +148,17 @@ def _check_embedding(
                 f"embedding.{key} is {value} but the segment files have {letter}={actual}",
             )
     return valid.get("num_layers")
+
+
+def _object(discovery: dict, key: str, schema: Callable[[str, str], None]) -> dict | None:
+    """``discovery[key]`` when it is an object; otherwise report it and return None."""
+    value = discovery.get(key)
+    if isinstance(value, dict):
+        return value
+    schema(
+        key,
+        f"missing key {key!r}"
+        if key not in discovery
+        else f"{key!r} must be an object, found {type(value).__name__}",
+    )
+    return None

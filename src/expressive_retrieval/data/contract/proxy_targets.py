@@ -8,7 +8,12 @@ import numpy as np
 import pandas as pd
 
 from expressive_retrieval.data.contract.segment_files import SegmentSummary
-from expressive_retrieval.data.contract.violations import Violation, distinct_ids, list_ids
+from expressive_retrieval.data.contract.violations import (
+    Violation,
+    distinct_ids,
+    list_ids,
+    missing_columns,
+)
 
 KEY_COLUMNS = ("track_id", "segment_idx")
 # Each proxy column an aspect names must have a value in at least this share of segments:
@@ -151,16 +156,11 @@ def check_proxy_targets(
     warnings: list[str],
 ) -> dict[str, Any]:
     """Check keys, proxy columns and one row per segment; return proxy stats for the report."""
-    missing_keys = [c for c in KEY_COLUMNS if c not in proxy_targets.columns]
+    missing_keys = missing_columns(
+        file, "proxy_targets.columns", proxy_targets.columns, KEY_COLUMNS, "key"
+    )
     if missing_keys:
-        violations.append(
-            Violation(
-                file,
-                "proxy_targets.columns",
-                tuple(missing_keys),
-                "missing key columns (need track_id, segment_idx)",
-            )
-        )
+        violations.append(missing_keys)
     proxy_names = [c for c in proxy_targets.columns if c not in KEY_COLUMNS]
     non_numeric = [
         str(c)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from expressive_retrieval.data.contract.violations import Violation, distinct_ids
+from expressive_retrieval.data.contract.violations import Violation, distinct_ids, missing_columns
 from expressive_retrieval.data.segments import (
     MAX_TRACK_ID_LENGTH,
     TRACK_ID_PATTERN,
@@ -22,16 +22,11 @@ def check_tracks(tracks: pd.DataFrame, file: str, violations: list[Violation]) -
             Violation(file, "tracks.empty", ("<no rows>",), "the tracks table has no rows")
         )
         return []
-    missing = [c for c in REQUIRED_TRACK_COLUMNS if c not in tracks.columns]
+    missing = missing_columns(
+        file, "tracks.columns", tracks.columns, REQUIRED_TRACK_COLUMNS, "required"
+    )
     if missing:
-        violations.append(
-            Violation(
-                file,
-                "tracks.columns",
-                tuple(missing),
-                f"missing required columns (need {', '.join(REQUIRED_TRACK_COLUMNS)})",
-            )
-        )
+        violations.append(missing)
     present = [c for c in REQUIRED_TRACK_COLUMNS if c in tracks.columns]
     if "track_id" in tracks.columns:
         labels = pd.Series(

@@ -32,6 +32,16 @@ class Violation:
         return record
 
 
+def missing_columns(
+    file: str, rule: str, columns: Any, required: tuple[str, ...], kind: str
+) -> Violation | None:
+    """A violation listing the ``required`` columns absent from ``columns``, if any."""
+    missing = tuple(c for c in required if c not in columns)
+    if not missing:
+        return None
+    return Violation(file, rule, missing, f"missing {kind} columns (need {', '.join(required)})")
+
+
 class InputContractError(ValueError):
     """Raised with every violation listed: file, rule, offending ids (first 10 + 'and N more')."""
 
