@@ -3,6 +3,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 KEDRO := $(VENV)/bin/kedro
+RUN_STAMP := $(VENV)/.run-stamp
 STAMP := $(VENV)/.setup-stamp
 export KEDRO_DISABLE_TELEMETRY := 1
 export MPLBACKEND := Agg
@@ -11,16 +12,21 @@ export MPLBACKEND := Agg
 
 setup: $(STAMP)
 
-# Re-installs only when the dependency declarations change.
-$(STAMP): pyproject.toml requirements/constraints.txt
+# Re-installs only when the dependency declarations change. `make run` needs only the
+# pipelines; everything else (audio, viz, tests) comes with `make setup` / `make test`.
+$(RUN_STAMP): pyproject.toml requirements/constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# Pinned first: a range would pull a multi-GB CUDA build of torch.
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -c requirements/constraints.txt -e ".[pipelines,viz,test]"
+	$(PY) -m pip install --quiet -c requirements/constraints.txt -e ".[pipelines]"
+	touch $(RUN_STAMP)
+
+$(STAMP): $(RUN_STAMP)
+	$(PY) -m pip install --quiet -c requirements/constraints.txt -e ".[pipelines,audio,viz,test]"
 	touch $(STAMP)
 
-run: setup
+run: $(RUN_STAMP)
 	$(KEDRO) run
 	@echo "Bundle: $$(ls -d data/09_export/*/ | sort | tail -n 1)"
 

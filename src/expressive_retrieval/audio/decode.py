@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from expressive_retrieval.audio.optional import require
+
 BLOCK_SECONDS = 10.0  # input read and resampled this much at a time: bounds memory per track
 RESAMPLER = "soxr HQ"
 DOWNMIX = "mean of the channels"
@@ -64,8 +66,7 @@ def _resampled(
     blocks: Iterable[np.ndarray], in_rate: int, out_rate: int, what: str
 ) -> Iterator[np.ndarray]:
     """Mono float32 blocks at ``out_rate`` from ``[frames, channels]`` blocks at ``in_rate``."""
-    import soxr
-
+    (soxr,) = require("soxr", purpose="resampling audio")
     stream = None if in_rate == out_rate else soxr.ResampleStream(in_rate, out_rate, 1, "float32")
     for block in blocks:
         if not np.isfinite(block).all():
@@ -115,8 +116,7 @@ class AudioSegments:
                 self.duration_s += len(samples[start : start + step]) / self.input_rate
                 yield samples[start : start + step]
             return
-        import soundfile
-
+        (soundfile,) = require("soundfile", purpose="decoding audio")
         try:
             with soundfile.SoundFile(self.source) as handle:
                 self.input_rate = handle.samplerate

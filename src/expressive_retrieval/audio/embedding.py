@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 
 from expressive_retrieval.audio.decode import AudioSegments
+from expressive_retrieval.audio.optional import require
 from expressive_retrieval.vectors.integrity import IntegrityError, sha256_file
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".msgpack", ".h5")
 POOLING = "mean over time frames of every hidden state (output_hidden_states=True)"
-INSTALL_HINT = "pip install 'expressive-retrieval[audio]'"
 
 
 class ModelMismatchError(IntegrityError):
@@ -56,20 +56,6 @@ def model_folder(model: str | Path) -> Path:
         ) from error
 
 
-def _libraries() -> tuple[Any, Any]:
-    try:
-        import soundfile  # noqa: F401  (decoding, checked here so the hint comes first)
-        import soxr  # noqa: F401
-        import torch
-        import transformers
-    except ImportError as error:
-        raise ImportError(
-            f"embedding audio needs torch, transformers, soundfile and soxr: {INSTALL_HINT} "
-            f"({error})"
-        ) from error
-    return torch, transformers
-
-
 class AudioEmbedder:
     """A frozen audio model that turns mono segments into ``[L, D]`` float16 embeddings.
 
@@ -93,7 +79,9 @@ class AudioEmbedder:
         trust_remote_code: bool = False,
         expected_sha256: str | None = None,
     ) -> None:
-        torch, transformers = _libraries()
+        *_, torch, transformers = require(
+            "soundfile", "soxr", "torch", "transformers", purpose="embedding audio"
+        )
         folder = model_folder(model)
         self.name = str(model)
         self.weights_sha256, self.weight_files = weights_sha256(folder)

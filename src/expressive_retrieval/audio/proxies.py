@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import warnings
 
-import librosa
 import numpy as np
-import pyloudnorm
+
+from expressive_retrieval.audio.optional import require
 
 PROXY_COLUMNS = ("tempo_bpm", "loudness_db", "onset_sharpness", "phrase_arc", "spectral_centroid")
 PROXY_VERSION = 1  # bump when a measure changes: cached tracks are then measured again
@@ -27,6 +27,7 @@ HOP_SECONDS = 0.01  # onset envelope and tempogram
 ATTACK_HOP_SECONDS = 0.0025  # RMS envelope for attacks
 ATTACK_WINDOW_SECONDS = 0.15  # an onset's peak is searched this long after it, its rise before
 CENTROID_RANGE_DB = 40.0
+PURPOSE = "measuring proxies from audio"
 
 
 def _hop(seconds: float, sample_rate: int) -> int:
@@ -35,6 +36,7 @@ def _hop(seconds: float, sample_rate: int) -> int:
 
 def tempo_bpm(onset_envelope: np.ndarray, sample_rate: int, hop: int) -> float:
     """Tempo (BPM) of the segment's onset envelope; NaN without onsets."""
+    (librosa,) = require("librosa", purpose=PURPOSE)
     if not np.any(onset_envelope > 0):
         return float("nan")
     tempo = librosa.feature.tempo(onset_envelope=onset_envelope, sr=sample_rate, hop_length=hop)
@@ -43,6 +45,7 @@ def tempo_bpm(onset_envelope: np.ndarray, sample_rate: int, hop: int) -> float:
 
 def loudness_db(samples: np.ndarray, sample_rate: int) -> float:
     """BS.1770 integrated loudness (LUFS); NaN when fully gated or shorter than a block."""
+    (pyloudnorm,) = require("pyloudnorm", purpose=PURPOSE)
     meter = pyloudnorm.Meter(sample_rate)
     if len(samples) < meter.block_size * sample_rate:
         return float("nan")
@@ -54,6 +57,7 @@ def loudness_db(samples: np.ndarray, sample_rate: int) -> float:
 
 def onset_sharpness(samples: np.ndarray, onsets_s: np.ndarray, sample_rate: int) -> float:
     """Median attack slope (dB/s) of the onsets: 10 % of the peak RMS to the peak; NaN if none."""
+    (librosa,) = require("librosa", purpose=PURPOSE)
     hop = _hop(ATTACK_HOP_SECONDS, sample_rate)
     envelope = librosa.feature.rms(y=samples, frame_length=4 * hop, hop_length=hop)[0]
     window = max(2, round(ATTACK_WINDOW_SECONDS / ATTACK_HOP_SECONDS))
@@ -85,6 +89,7 @@ def phrase_arc(samples: np.ndarray) -> float:
 
 def spectral_centroid(samples: np.ndarray, sample_rate: int, hop: int) -> float:
     """Median spectral centroid (Hz) of the frames within 40 dB of the loudest."""
+    (librosa,) = require("librosa", purpose=PURPOSE)
     n_fft = 4 * hop
     centroid = librosa.feature.spectral_centroid(
         y=samples, sr=sample_rate, n_fft=n_fft, hop_length=hop
@@ -96,6 +101,7 @@ def spectral_centroid(samples: np.ndarray, sample_rate: int, hop: int) -> float:
 
 def measure_proxies(samples: np.ndarray, sample_rate: int) -> dict[str, float]:
     """Every proxy of one mono segment, ``{column: value}`` in ``PROXY_COLUMNS`` order."""
+    (librosa,) = require("librosa", purpose=PURPOSE)
     if not len(samples) or np.abs(samples).max() < SILENCE_PEAK:
         return dict.fromkeys(PROXY_COLUMNS, float("nan"))
     hop = _hop(HOP_SECONDS, sample_rate)

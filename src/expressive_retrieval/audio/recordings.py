@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-import soundfile
 
+from expressive_retrieval.audio.optional import require
 from expressive_retrieval.data.contract import InputContractError, Violation
 from expressive_retrieval.data.segments import is_safe_track_id
 
@@ -26,6 +26,7 @@ def _file_problems(path: Path, min_seconds: float) -> str | None:
     """Why a file cannot be used, from its header alone, or None."""
     if not path.is_file():
         return "no such file"
+    (soundfile,) = require("soundfile", purpose="reading recordings")
     try:
         info = soundfile.info(str(path))
     except (soundfile.LibsndfileError, RuntimeError) as error:
