@@ -1,0 +1,139 @@
+"""Selectivity node of ``evaluation``: how each sub-score moves on each aspect's twins.
+
+docs/evaluation.md, "Aspect selectivity". The test split's clips of tracks that have twins
+are the source clips; each is scored, and so is the same clip of each of its twins, by a
+seeded sample of the split's clips as queries (never its own track's), for the oracle, the
+distilled head and the plain projection (for reference).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from expressive_retrieval.data.segments import SegmentStore, clip_refs
+from expressive_retrieval.data.twins import check_twins
+from expressive_retrieval.evaluation.retrieval import SplitView, view_clips
+from expressive_retrieval.evaluation.selectivity import selectivity_verdict, twin_responses
+from expressive_retrieval.evaluation.uncertainty import Resampler
+from expressive_retrieval.models import OracleConfig, OracleScorer, ProjectionConfig, ProjectionHead
+from expressive_retrieval.vectors.aspects import aspect_similarities
+
+logger = logging.getLogger(__name__)
+
+
+def _not_applicable(detail: str) -> dict[str, Any]:
+    logger.info("Aspect selectivity not applicable: %s", detail)
+    return {"twins": None, "detail": detail, "systems": {}}
+
+
+def _oracle_scores(
+    model: OracleScorer, queries: np.ndarray, candidates: list[np.ndarray], batch: int
+) -> list[np.ndarray]:
+    """Per-aspect oracle scores ``[Q, N, A]`` of the queries against each candidate set."""
+    encoded = model.encode_clips(queries, batch)
+    return [model.score_many(encoded, model.encode_clips(c, batch))[1] for c in candidates]
+
+
+def _projection_scores(
+    head: ProjectionHead, queries: np.ndarray, candidates: list[np.ndarray], batch: int
+) -> list[np.ndarray]:
+    """Per-aspect sub-vector cosines ``[Q, N, A]`` of the queries against each candidate set."""
+    num = len(head.config.aspects)
+    encoded = head.embed_numpy(queries, batch)
+    return [aspect_similarities(encoded, head.embed_numpy(c, batch), num) for c in candidates]
+
+
+def score_selectivity(
+    twins: pd.DataFrame | None,
+    twin_segments: SegmentStore | None,
+    oracle_model: dict[str, torch.Tensor],
+    oracle_config: dict[str, Any],
+    projection_model: dict[str, torch.Tensor],
+    projection_config: dict[str, Any],
+    projection_ablation_model: dict[str, torch.Tensor],
+    projection_ablation_config: dict[str, Any],
+    segments: SegmentStore,
+    clips: pd.DataFrame,
+    view: SplitView,
+    params: dict[str, Any],
+    checks: dict[str, Any],
+) -> dict[str, Any]:
+    """The selectivity matrix ``[moved aspect × sub-score aspect]`` of every model.
+
+    Returns:
+        ``{"twins": {"source_tracks", "source_clips", "twin_clips", "queries", "delta"}
+        or None, "detail", "systems": {system: selectivity_verdict}}``; ``twins`` is None
+        (the gate is ``not_applicable``) without twins of the evaluated split.
+    """
+    if twins is None or twin_segments is None or twins.empty:
+        return _not_applicable("this catalogue has no twins (written by synthetic_data only)")
+    aspects = view.aspects
+    check_twins(twins, twin_segments, segments, aspects, clips["track_id"].unique().tolist())
+    members = view_clips(clips, view)
+    sources = members[members["track_id"].isin(twins["source_track_id"])]
+    if sources.empty:
+        return _not_applicable(f"no track of the {params['split']} split has twins")
+    spec = params["selectivity"]
+    started = time.perf_counter()
+    rng = np.random.default_rng(spec["seed"])
+    num_queries = min(spec["queries"], len(members))
+    query_rows = np.sort(rng.choice(len(members), size=num_queries, replace=False))
+    source_rows = sources.index.to_numpy()
+    valid = view.clip_track[query_rows][:, None] != view.clip_track[source_rows][None, :]
+    twin_of = twins.set_index(["source_track_id", "aspect"])["twin_id"]
+    twin_refs = [
+        (twin_of[(track, aspect)], start, end)
+        for track, start, end in clip_refs(sources)
+        for aspect in aspects
+    ]
+    with segments, twin_segments:
+        queries = segments.clips(clip_refs(members.iloc[query_rows]))
+        candidates = [segments.clips(clip_refs(sources)), twin_segments.clips(twin_refs)]
+    batch = params["chunk_size"]
+    oracle = OracleScorer.from_state(OracleConfig.from_dict(oracle_config), oracle_model).eval()
+    heads = {
+        name: ProjectionHead.from_state(ProjectionConfig.from_dict(config), state).eval()
+        for name, config, state in (
+            ("projection_distilled", projection_config, projection_model),
+            ("projection", projection_ablation_config, projection_ablation_model),
+        )
+    }
+    scored = {"oracle": _oracle_scores(oracle, queries, candidates, batch)} | {
+        name: _projection_scores(head, queries, candidates, batch) for name, head in heads.items()
+    }
+    uncertainty = checks["uncertainty"]
+    resampler = Resampler.draw(
+        view.units[source_rows], uncertainty["resamples"], uncertainty["seed"]
+    )
+    min_ratio = params["gates"]["aspect_selectivity"]["min_ratio"]
+    systems = {}
+    for name, (original, twin) in scored.items():
+        moved = twin.reshape(num_queries, len(source_rows), len(aspects), len(aspects))
+        responses = twin_responses(original, moved, valid)
+        systems[name] = selectivity_verdict(responses, aspects, min_ratio, resampler)
+    logger.info(
+        "Aspect selectivity: %d source clips of %d tracks, %d twin clips, %d queries, in %.1fs",
+        len(source_rows),
+        sources["track_id"].nunique(),
+        len(twin_refs),
+        num_queries,
+        time.perf_counter() - started,
+    )
+    delta = twins[twins["source_track_id"].isin(sources["track_id"])].groupby("aspect")["delta"]
+    return {
+        "twins": {
+            "source_tracks": int(sources["track_id"].nunique()),
+            "source_clips": len(source_rows),
+            "twin_clips": len(twin_refs),
+            "queries": num_queries,
+            "delta": {a: float(d) for a, d in delta.mean().reindex(aspects).items()},
+        },
+        "detail": f"twins of {sources['track_id'].nunique()} {params['split']} tracks",
+        "systems": systems,
+    }
