@@ -91,6 +91,8 @@ def test_artifacts_are_versioned_and_telemetry_is_off() -> None:
         "extraction",  # written by audio_features beside the raw entries it describes
         "recordings",
         "synthetic_latents",
+        "twins",  # written by synthetic_data beside the catalogue, like the raw entries
+        "twin_segments",
         "previous_splits",
         "audit_judgements",  # returned by raters: an input folder, like the raw entries
     }

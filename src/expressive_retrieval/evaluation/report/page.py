@@ -88,7 +88,7 @@ def _selectivity(report: dict[str, Any]) -> dict[str, Any]:
         "detail": block["detail"],
         "names": names,
         "systems": systems,
-        "min_ratio": report["parameters"]["gates"]["aspect_selectivity"]["min_ratio"],
+        "min_ratio": block["min_ratio"],
     }
 
 

@@ -27,9 +27,9 @@ from expressive_retrieval.vectors.aspects import aspect_similarities
 logger = logging.getLogger(__name__)
 
 
-def _not_applicable(detail: str) -> dict[str, Any]:
+def _not_applicable(detail: str, min_ratio: float) -> dict[str, Any]:
     logger.info("Aspect selectivity not applicable: %s", detail)
-    return {"twins": None, "detail": detail, "systems": {}}
+    return {"twins": None, "detail": detail, "min_ratio": min_ratio, "systems": {}}
 
 
 def _oracle_scores(
@@ -68,17 +68,21 @@ def score_selectivity(
 
     Returns:
         ``{"twins": {"source_tracks", "source_clips", "twin_clips", "queries", "delta"}
-        or None, "detail", "systems": {system: selectivity_verdict}}``; ``twins`` is None
+        or None, "detail", "min_ratio", "systems": {system: selectivity_verdict}}``;
+        ``twins`` is None
         (the gate is ``not_applicable``) without twins of the evaluated split.
     """
+    min_ratio = params["gates"]["aspect_selectivity"]["min_ratio"]
     if twins is None or twin_segments is None or twins.empty:
-        return _not_applicable("this catalogue has no twins (written by synthetic_data only)")
+        return _not_applicable(
+            "this catalogue has no twins (written by synthetic_data only)", min_ratio
+        )
     aspects = view.aspects
     check_twins(twins, twin_segments, segments, aspects, clips["track_id"].unique().tolist())
     members = view_clips(clips, view)
     sources = members[members["track_id"].isin(twins["source_track_id"])]
     if sources.empty:
-        return _not_applicable(f"no track of the {params['split']} split has twins")
+        return _not_applicable(f"no track of the {params['split']} split has twins", min_ratio)
     spec = params["selectivity"]
     started = time.perf_counter()
     rng = np.random.default_rng(spec["seed"])
@@ -111,7 +115,6 @@ def score_selectivity(
     resampler = Resampler.draw(
         view.units[source_rows], uncertainty["resamples"], uncertainty["seed"]
     )
-    min_ratio = params["gates"]["aspect_selectivity"]["min_ratio"]
     systems = {}
     for name, (original, twin) in scored.items():
         moved = twin.reshape(num_queries, len(source_rows), len(aspects), len(aspects))
@@ -135,5 +138,6 @@ def score_selectivity(
             "delta": {a: float(d) for a, d in delta.mean().reindex(aspects).items()},
         },
         "detail": f"twins of {sources['track_id'].nunique()} {params['split']} tracks",
+        "min_ratio": min_ratio,
         "systems": systems,
     }
