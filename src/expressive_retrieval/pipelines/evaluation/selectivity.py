@@ -49,6 +49,31 @@ def _projection_scores(
     return [aspect_similarities(encoded, head.embed_numpy(c, batch), num) for c in candidates]
 
 
+def _query_rows(num_clips: int, spec: dict[str, Any]) -> np.ndarray:
+    """A seeded sample of ``spec["queries"]`` of the split's clips (all when fewer), sorted."""
+    rng = np.random.default_rng(spec["seed"])
+    size = min(spec["queries"], num_clips)
+    return np.sort(rng.choice(num_clips, size=size, replace=False))
+
+
+def _sub_scores(
+    oracle_model: dict[str, torch.Tensor],
+    oracle_config: dict[str, Any],
+    heads: dict[str, tuple[dict[str, Any], dict[str, torch.Tensor]]],
+    queries: np.ndarray,
+    candidates: list[np.ndarray],
+    batch: int,
+) -> dict[str, list[np.ndarray]]:
+    """Per system, the per-aspect scores ``[Q, N, A]`` of the queries against each candidate
+    set: the oracle, and each projection head given as ``(config, weights)``."""
+    oracle = OracleScorer.from_state(OracleConfig.from_dict(oracle_config), oracle_model).eval()
+    scored = {"oracle": _oracle_scores(oracle, queries, candidates, batch)}
+    for name, (config, state) in heads.items():
+        head = ProjectionHead.from_state(ProjectionConfig.from_dict(config), state).eval()
+        scored[name] = _projection_scores(head, queries, candidates, batch)
+    return scored
+
+
 def score_selectivity(
     twins: pd.DataFrame | None,
     twin_segments: SegmentStore | None,
@@ -69,8 +94,7 @@ def score_selectivity(
     Returns:
         ``{"twins": {"source_tracks", "source_clips", "twin_clips", "queries", "delta"}
         or None, "detail", "min_ratio", "systems": {system: selectivity_verdict}}``;
-        ``twins`` is None
-        (the gate is ``not_applicable``) without twins of the evaluated split.
+        ``twins`` is None (the gate is ``not_applicable``) without twins in the split.
     """
     min_ratio = params["gates"]["aspect_selectivity"]["min_ratio"]
     if twins is None or twin_segments is None or twins.empty:
@@ -83,15 +107,11 @@ def score_selectivity(
     sources = members[members["track_id"].isin(twins["source_track_id"])]
     if sources.empty:
         return _not_applicable(f"no track of the {params['split']} split has twins", min_ratio)
-    spec = params["selectivity"]
     started = time.perf_counter()
-    rng = np.random.default_rng(spec["seed"])
-    num_queries = min(spec["queries"], len(members))
-    query_rows = np.sort(rng.choice(len(members), size=num_queries, replace=False))
+    query_rows = _query_rows(len(members), params["selectivity"])
     source_rows = sources.index.to_numpy()
-    valid = view.clip_track[query_rows][:, None] != view.clip_track[source_rows][None, :]
     twin_of = twins.set_index(["source_track_id", "aspect"])["twin_id"]
-    twin_refs = [
+    twin_refs = [  # source-major, aspects inner: reshaped to [N, M] below
         (twin_of[(track, aspect)], start, end)
         for track, start, end in clip_refs(sources)
         for aspect in aspects
@@ -99,25 +119,25 @@ def score_selectivity(
     with segments, twin_segments:
         queries = segments.clips(clip_refs(members.iloc[query_rows]))
         candidates = [segments.clips(clip_refs(sources)), twin_segments.clips(twin_refs)]
-    batch = params["chunk_size"]
-    oracle = OracleScorer.from_state(OracleConfig.from_dict(oracle_config), oracle_model).eval()
-    heads = {
-        name: ProjectionHead.from_state(ProjectionConfig.from_dict(config), state).eval()
-        for name, config, state in (
-            ("projection_distilled", projection_config, projection_model),
-            ("projection", projection_ablation_config, projection_ablation_model),
-        )
-    }
-    scored = {"oracle": _oracle_scores(oracle, queries, candidates, batch)} | {
-        name: _projection_scores(head, queries, candidates, batch) for name, head in heads.items()
-    }
+    scored = _sub_scores(
+        oracle_model,
+        oracle_config,
+        {
+            "projection_distilled": (projection_config, projection_model),
+            "projection": (projection_ablation_config, projection_ablation_model),
+        },
+        queries,
+        candidates,
+        params["chunk_size"],
+    )
+    valid = view.clip_track[query_rows][:, None] != view.clip_track[source_rows][None, :]
     uncertainty = checks["uncertainty"]
     resampler = Resampler.draw(
         view.units[source_rows], uncertainty["resamples"], uncertainty["seed"]
     )
     systems = {}
     for name, (original, twin) in scored.items():
-        moved = twin.reshape(num_queries, len(source_rows), len(aspects), len(aspects))
+        moved = twin.reshape(len(query_rows), len(source_rows), len(aspects), len(aspects))
         responses = twin_responses(original, moved, valid)
         systems[name] = selectivity_verdict(responses, aspects, min_ratio, resampler)
     logger.info(
@@ -125,7 +145,7 @@ def score_selectivity(
         len(source_rows),
         sources["track_id"].nunique(),
         len(twin_refs),
-        num_queries,
+        len(query_rows),
         time.perf_counter() - started,
     )
     delta = twins[twins["source_track_id"].isin(sources["track_id"])].groupby("aspect")["delta"]
@@ -134,7 +154,7 @@ def score_selectivity(
             "source_tracks": int(sources["track_id"].nunique()),
             "source_clips": len(source_rows),
             "twin_clips": len(twin_refs),
-            "queries": num_queries,
+            "queries": len(query_rows),
             "delta": {a: float(d) for a, d in delta.mean().reindex(aspects).items()},
         },
         "detail": f"twins of {sources['track_id'].nunique()} {params['split']} tracks",
