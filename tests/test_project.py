@@ -91,6 +91,8 @@ def test_artifacts_are_versioned_and_telemetry_is_off() -> None:
         "extraction",  # written by audio_features beside the raw entries it describes
         "recordings",
         "synthetic_latents",
+        "twins",  # written by synthetic_data beside the catalogue, like the raw entries
+        "twin_segments",
         "previous_splits",
         "audit_judgements",  # returned by raters: an input folder, like the raw entries
     }
@@ -120,7 +122,7 @@ def test_factories_resolve_the_fixed_names_and_nothing_else() -> None:
         ):
             assert catalog[f"{model}_{kind}"]["filepath"] == f"data/06_models/{model}/{file}"
             expected.add(f"{model}_{kind}")
-    for figure in ("ranking", "faithfulness", "counterfactual", "training"):
+    for figure in ("ranking", "faithfulness", "counterfactual", "selectivity", "training"):
         entry = catalog[f"evaluation_{figure}_plot"]
         assert entry["filepath"] == f"data/08_reporting/evaluation/plots/{figure}.png"
         expected.add(f"evaluation_{figure}_plot")
@@ -152,3 +154,12 @@ def test_a_dotted_runtime_parameter_changes_only_its_key(tmp_path: Path) -> None
         "group": {"a": 1, "b": {"c": 9, "d": 3}},
         "other": {"e": 5, "f": 6},
     }
+
+
+def test_twins_are_read_by_the_selectivity_check_alone() -> None:
+    """Twins never reach labels, splits or training: one evaluation node reads them."""
+    registry = _registry()
+    readers = {
+        n.name for n in registry["__default__"].nodes if {"twins", "twin_segments"} & set(n.inputs)
+    }
+    assert readers == {"score_selectivity_node"}

@@ -18,7 +18,12 @@ from expressive_retrieval.data.contract import RAW_ENTRIES
 from expressive_retrieval.data.label_set import LABEL_TABLES, verify_label_set
 from expressive_retrieval.vectors.integrity import sha256_file
 
-GUARDED = (*RAW_ENTRIES, "extraction")  # every raw location a writer may fill
+GUARDED = (
+    *RAW_ENTRIES,
+    "extraction",
+    "twins",
+    "twin_segments",
+)  # every raw location a writer may fill
 
 
 @dataclass(frozen=True)

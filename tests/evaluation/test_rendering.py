@@ -59,6 +59,27 @@ def _report() -> dict:
         "counterfactual": {
             SYSTEM: {ASPECT: {"share_moved_as_expected": 1.0, "effect": effect}, "passed": True}
         },
+        "aspect_selectivity": {
+            "twins": {"source_tracks": 1, "source_clips": 2, "twin_clips": 2, "queries": 3},
+            "detail": f"twins{EVIL}",
+            "min_ratio": 3.0,
+            "systems": {
+                SYSTEM: {
+                    "matrix": {ASPECT: {ASPECT: 0.2}},
+                    "per_aspect": {
+                        ASPECT: {
+                            "own": 0.2,
+                            "largest_other": 0.0,
+                            "other_aspect": None,
+                            "ratio": 1e11,
+                            "ratio_low": 1e11,
+                            "passed": True,
+                        }
+                    },
+                    "passed": True,
+                }
+            },
+        },
         "audit_kit": {
             "kit_id": f"k{EVIL}",
             "num_queries": 1,

@@ -253,8 +253,16 @@ def test_audio_features_never_overwrites_data_it_did_not_write(
     with pytest.raises(RawInputsRefused, match="audio_features stops"):
         audio_project.run("audio_features")
     assert (audio_project.data / "01_raw" / "tracks.parquet").read_bytes() == before
+    synthetic = {"tracks.parquet", "segments", "proxy_targets.parquet", "discovery.json"}
+    twins = {"twins.parquet", "twin_segments"}
     for path in (audio_project.data / "01_raw").iterdir():
-        if path.name in {"tracks.parquet", "segments", "proxy_targets.parquet", "discovery.json"}:
+        if path.name in synthetic:
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    # The synthetic twins are synthetic_data's too: audio_features will not write beside them.
+    with pytest.raises(RawInputsRefused, match=r"twins\.parquet"):
+        audio_project.run("audio_features")
+    for path in (audio_project.data / "01_raw").iterdir():
+        if path.name in twins:
             shutil.rmtree(path) if path.is_dir() else path.unlink()
     audio_project.run("audio_features")  # the locations are free again
     audio_project.run("audio_features")  # its own output: rewritten freely

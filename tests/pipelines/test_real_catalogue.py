@@ -73,7 +73,12 @@ def test_training_runs_end_to_end_through_the_cli(real_project: ScratchProject) 
     assert {h.track_id for h in hits} == unassigned
     report = real_project.load("evaluation_report")
     assert report["gates"]
-    assert {g["status"] for g in report["gates"].values()} <= {"passed", "failed", "pending"}
+    statuses = {"passed", "failed", "pending", "not_applicable"}
+    assert {g["status"] for g in report["gates"].values()} <= statuses
+    # A user's catalogue has no twins: selectivity does not apply and blocks nothing.
+    assert report["gates"]["aspect_selectivity"]["status"] == "not_applicable"
+    assert report["aspect_selectivity"]["twins"] is None
+    assert bundle.manifest["evaluation_gates"]["aspect_selectivity"] == "not_applicable"
     evidence = real_project.load("layer_evidence")
     assert evidence[NO_EVIDENCE]["source"] == "probe"
     assert evidence["pulse"]["source"] == "discovery" and min(evidence["pulse"]["layer_scores"]) < 0

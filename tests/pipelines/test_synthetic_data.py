@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -107,6 +108,33 @@ def test_same_seed_same_catalogue() -> None:
     pd.testing.assert_frame_equal(a.proxy_targets, b.proxy_targets)
     track = a.tracks["track_id"].iloc[-1]
     np.testing.assert_array_equal(a.segments[track](), b.segments[track]())
+
+
+def test_twins_move_one_aspect_and_leave_the_catalogue_alone() -> None:
+    config = SyntheticConfig(num_groups=2, dim=32)
+    plain = generate_catalogue(config, ASPECTS)
+    twinned = generate_catalogue(replace(config, twin_sources_per_group=2), ASPECTS)
+    # The catalogue is the same with or without twins: labels and splits cannot see them.
+    for name in ("tracks", "proxy_targets", "latents"):
+        pd.testing.assert_frame_equal(getattr(plain, name), getattr(twinned, name))
+    assert plain.discovery == twinned.discovery and plain.twins.empty
+    for track, make in plain.segments.items():
+        np.testing.assert_array_equal(make(), twinned.segments[track]())
+    twins = twinned.twins
+    assert len(twins) == 2 * 2 * len(ASPECTS)  # groups x sources per group x aspects
+    assert set(twins["twin_id"]) == set(twinned.twin_segments)
+    assert set(twins["twin_id"]).isdisjoint(twinned.tracks["track_id"])
+    assert (twins["delta"] == config.twin_delta).all()
+    # A twin differs from its source in its own aspect's band of layers, and only there.
+    centres = np.linspace(0, config.num_layers - 1, len(ASPECTS) + 2)[1:-1]
+    for row in twins.itertuples():
+        source = twinned.segments[row.source_track_id]().astype(np.float32)
+        change = np.abs(twinned.twin_segments[row.twin_id]().astype(np.float32) - source)
+        per_layer = change.mean(axis=(0, 2))
+        centre = centres[list(ASPECTS).index(row.aspect)]
+        assert abs(np.argmax(per_layer) - centre) <= 0.5, (row.twin_id, per_layer)
+        far = np.abs(np.arange(config.num_layers) - centre) >= 4
+        assert per_layer[far].max() < 0.05 * per_layer.max(), (row.twin_id, per_layer)
 
 
 def test_synthetic_data_refuses_to_overwrite_user_data(make_project) -> None:

@@ -19,6 +19,11 @@ The world:
 * **Proxy targets** are noisy affine maps of ``v_t`` with missing values; **discovery
   evidence** is the aspect's layer band plus noise (aspects listed in ``no_discovery``
   get none, to exercise the probe fallback).
+* **Twins** (``twin_sources_per_group`` tracks of each group): the same performance
+  generated again with one aspect's style latent moved by ``twin_delta`` and everything
+  else (content, channel, noise, the other aspects) unchanged, one twin per aspect. They
+  are written apart from the catalogue (``twins``, ``twin_segments``) and only the
+  evaluation's selectivity check reads them (docs/evaluation.md, "Aspect selectivity").
 
 Tracks are generated lazily, one at a time, from per-track seeds: the catalogue can be
 far larger than memory and any track can be regenerated alone.
@@ -31,6 +36,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+
+from expressive_retrieval.data.twins import TWIN_COLUMNS, twin_id
 
 SIGNAL_PREFIX = "signal_"
 
@@ -61,6 +68,8 @@ class SyntheticConfig:
     discovery_noise: float = 0.15
     no_discovery: tuple[str, ...] = field(default_factory=tuple)
     model_name: str = "synthetic-mert"
+    twin_sources_per_group: int = 0
+    twin_delta: float = 1.0
 
 
 @dataclass
@@ -72,6 +81,8 @@ class SyntheticCatalogue:
     proxy_targets: pd.DataFrame
     discovery: dict
     latents: pd.DataFrame  # noise-free per-segment aspect signals, for diagnostics and tests
+    twins: pd.DataFrame  # TWIN_COLUMNS: one row per twin track
+    twin_segments: dict[str, Callable[[], np.ndarray]]
 
 
 def _rng(seed: int, *keys: int) -> np.random.Generator:
@@ -125,32 +136,34 @@ class _World:
 
 
 def _track_style(config: SyntheticConfig, world: _World, artist: int, track: int) -> dict:
-    """Per-aspect latent style: part artist, part track, so relevance crosses artists."""
+    """Per-aspect style: the ``latent`` ``[A, 3]`` (level, drift and arc depth, part artist,
+    part track, so relevance crosses artists) and the arc's period and phase."""
     a_rng, t_rng = _rng(config.seed, 1, artist), _rng(config.seed, 2, track)
     share = config.artist_style_share
     shape = (len(world.aspects), 3)
-    mix = np.sqrt(share) * a_rng.standard_normal(shape) + np.sqrt(
+    latent = np.sqrt(share) * a_rng.standard_normal(shape) + np.sqrt(
         1 - share
     ) * t_rng.standard_normal(shape)
     return {
-        "level": mix[:, 0],
-        "drift": 0.25 * mix[:, 1],
-        "depth": 0.4 + 1.2 / (1 + np.exp(-1.5 * mix[:, 2])),
+        "latent": latent,
         "period": t_rng.uniform(4.0, 8.0, len(world.aspects)),
         "phase": t_rng.uniform(0, 2 * np.pi, len(world.aspects)),
     }
 
 
-def _signals(world: _World, style: dict, n: int, rng: np.random.Generator) -> np.ndarray:
-    """Noise-free per-segment aspect signals ``[n, A]``."""
+def _signals(
+    world: _World, style: dict, latent: np.ndarray, n: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Noise-free per-segment aspect signals ``[n, A]`` of a style with the given ``latent``."""
     t = np.arange(n)[:, None]
     on = np.array(
         [[world.components[a][k] for a in world.aspects] for k in ("level", "drift", "arc")]
     )
+    depth = 0.4 + 1.2 / (1 + np.exp(-1.5 * latent[:, 2]))
     signal = (
-        on[0] * style["level"]
-        + on[1] * style["drift"] * (t - (n - 1) / 2)
-        + on[2] * style["depth"] * np.sin(2 * np.pi * t / style["period"] + style["phase"])
+        on[0] * latent[:, 0]
+        + on[1] * 0.25 * latent[:, 1] * (t - (n - 1) / 2)
+        + on[2] * depth * np.sin(2 * np.pi * t / style["period"] + style["phase"])
     )
     return signal + 0.05 * rng.standard_normal(signal.shape)
 
@@ -180,6 +193,20 @@ def _segments_fn(
     return make
 
 
+def _twins(
+    config: SyntheticConfig, world: _World, work: int, track: int, style: dict, n: int
+) -> dict[str, Callable[[], np.ndarray]]:
+    """One twin per aspect: the track regenerated with that aspect's latent moved by
+    ``twin_delta`` (the same seeds for content, channel and noise)."""
+    twins = {}
+    for i, aspect in enumerate(world.aspects):
+        latent = style["latent"].copy()
+        latent[i] += config.twin_delta
+        signals = _signals(world, style, latent, n, _rng(config.seed, 6, track))
+        twins[aspect] = _segments_fn(config, world, work, track, signals)
+    return twins
+
+
 def generate_catalogue(config: SyntheticConfig, aspects: dict[str, dict]) -> SyntheticCatalogue:
     """Build the seeded catalogue; segment arrays are produced lazily per track.
 
@@ -188,11 +215,14 @@ def generate_catalogue(config: SyntheticConfig, aspects: dict[str, dict]) -> Syn
         aspects: the ``aspects`` parameter; its proxies and aggregates decide what is planted.
 
     Returns:
-        The raw entries (docs/design.md, "Raw inputs") plus the noise-free latent signals.
+        The raw entries (docs/design.md, "Raw inputs"), the noise-free latent signals and
+        the twins of the first ``twin_sources_per_group`` tracks of every group.
     """
     world = _World(config, aspects)
     rng = _rng(config.seed, 5)
     tracks, segments, proxies, latents = [], {}, [], []
+    twins: list[tuple[str, str, str, float]] = []
+    twin_segments: dict[str, Callable[[], np.ndarray]] = {}
     track = 0
     for g in range(config.num_groups):
         for a in range(config.artists_per_group):
@@ -202,8 +232,14 @@ def generate_catalogue(config: SyntheticConfig, aspects: dict[str, dict]) -> Syn
                 track_id = f"trk{track:05d}"
                 n = int(rng.integers(config.min_segments, config.max_segments + 1))
                 style = _track_style(config, world, artist, track)
-                signals = _signals(world, style, n, _rng(config.seed, 6, track))
+                signals = _signals(world, style, style["latent"], n, _rng(config.seed, 6, track))
                 segments[track_id] = _segments_fn(config, world, work, track, signals)
+                if a * config.works_per_group + w < config.twin_sources_per_group:
+                    for aspect, make in _twins(config, world, work, track, style, n).items():
+                        twin_segments[twin_id(track_id, aspect)] = make
+                        twins.append(
+                            (twin_id(track_id, aspect), track_id, aspect, config.twin_delta)
+                        )
                 tracks.append(
                     {
                         "track_id": track_id,
@@ -234,6 +270,8 @@ def generate_catalogue(config: SyntheticConfig, aspects: dict[str, dict]) -> Syn
         proxy_targets=pd.concat(proxies, ignore_index=True),
         discovery=_discovery(config, world),
         latents=pd.concat(latents, ignore_index=True),
+        twins=pd.DataFrame(twins, columns=list(TWIN_COLUMNS)),
+        twin_segments=twin_segments,
     )
 
 

@@ -11,8 +11,9 @@ from kedro.io.core import parse_dataset_definition
 class OptionalDataset(AbstractDataset[Any, Any]):
     """Wraps another dataset; ``load`` gives ``None`` where it has nothing to load.
 
-    Used for ``extraction``: only corpora embedded by ``audio_features`` have one, and
-    ``export`` bundles it when present.
+    Used for ``extraction`` (only corpora embedded by ``audio_features`` have one, and
+    ``export`` bundles it when present) and for ``twins`` and ``twin_segments`` (only the
+    synthetic catalogue has them; evaluation measures selectivity when present).
 
     Args:
         dataset: the wrapped dataset's definition (``type`` plus its arguments).

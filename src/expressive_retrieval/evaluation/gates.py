@@ -1,10 +1,10 @@
 """Gates: one verdict type, one failure format, the checks on evidence (docs/evaluation.md, "Gates").
 
-Used by the oracle's validation gate, evaluation's four gates and export's refusal to bundle
+Used by the oracle's validation gate, evaluation's five gates and export's refusal to bundle
 a model that failed one. A failure is one line ``"<gate>: <subject> <figures>"``; a verdict
-is ``passed``, ``failed`` or ``pending`` with a ``detail`` naming the figures. Ranking and
-counterfactual checks decide on the lower bounds of 95% cluster-bootstrap intervals
-(``evaluation.uncertainty``), never on means.
+is ``passed``, ``failed``, ``pending`` or ``not_applicable`` with a ``detail`` naming the
+figures. Ranking, counterfactual and selectivity checks decide on the lower bounds of 95%
+cluster-bootstrap intervals (``evaluation.uncertainty``), never on means.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-STATUSES = ("passed", "failed", "pending")
+# not_applicable: the evidence a gate needs does not exist in this catalogue (e.g. no twins
+# for aspect_selectivity); it blocks nothing.
+STATUSES = ("passed", "failed", "pending", "not_applicable")
 
 
 @dataclass(frozen=True)
@@ -205,3 +207,22 @@ def aspect_failures(
                 )
             )
     return failures
+
+
+def selectivity_failures(
+    selectivity: Mapping[str, Any], min_ratio: float, label: str = ""
+) -> list[str]:
+    """``aspect_selectivity`` failures of one system's ``selectivity_verdict``: every aspect
+    whose own-twin response is not, at its lower bound, ``min_ratio`` times its largest
+    response to another aspect's twins."""
+    return [
+        failure(
+            "aspect_selectivity",
+            f"{label}{aspect}",
+            f"sub-score moved {v['own']:.4f} by its own twins, {v['largest_other']:.4f} by "
+            f"{v['other_aspect']} twins: ratio {v['ratio']:.2f} (lower bound "
+            f"{v['ratio_low']:.2f}) below {min_ratio}",
+        )
+        for aspect, v in selectivity["per_aspect"].items()
+        if v["ratio_low"] < min_ratio
+    ]

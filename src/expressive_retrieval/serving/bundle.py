@@ -116,11 +116,12 @@ def release_in(manifest: Mapping[str, Any]) -> str:
 
 
 def release_of(gates: Mapping[str, str]) -> str:
-    """``rejected`` if a gate failed, ``approved`` if every gate passed, else ``candidate``."""
+    """``rejected`` if a gate failed, ``approved`` if every gate passed (or does not apply
+    to the catalogue), else ``candidate``."""
     statuses = set(gates.values())
     if "failed" in statuses:
         return "rejected"
-    return "approved" if statuses == {"passed"} else "candidate"
+    return "approved" if statuses - {"not_applicable"} == {"passed"} else "candidate"
 
 
 @functools.cache

@@ -92,6 +92,47 @@ def faithfulness_plot(report: dict[str, Any]) -> Figure:
     return fig
 
 
+def selectivity_plot(report: dict[str, Any]) -> Figure:
+    """One heat map per system: moved aspect (rows) × sub-score aspect (columns).
+
+    Each cell is the mean |change| of the column's sub-score on the row's twins; colours
+    are relative to the column's largest cell, so a selective model shows a bright diagonal.
+    """
+    selectivity = report["aspect_selectivity"]
+    systems = list(selectivity["systems"])
+    panels = max(len(systems), 1)
+    fig, axes = plt.subplots(
+        1, panels, figsize=(3.4 * panels + 1, 3.8), squeeze=False, layout="constrained"
+    )
+    if not systems:
+        axes[0][0].axis("off")
+        axes[0][0].text(
+            0.5, 0.5, f"not applicable: {selectivity['detail']}", ha="center", wrap=True
+        )
+        return fig
+    image = None
+    for ax, name in zip(axes[0], systems, strict=True):
+        matrix = selectivity["systems"][name]["matrix"]
+        aspects = list(matrix)
+        values = np.array([[matrix[m][a] for a in aspects] for m in aspects])
+        relative = values / np.maximum(values.max(axis=0, keepdims=True), 1e-12)
+        image = ax.imshow(relative, vmin=0, vmax=1, cmap="viridis")
+        ax.set_xticks(range(len(aspects)), aspects, rotation=60, ha="right", fontsize=7)
+        ax.set_yticks(range(len(aspects)), aspects if ax is axes[0][0] else [], fontsize=7)
+        for i in range(len(aspects)):
+            for j in range(len(aspects)):
+                color = "black" if relative[i, j] > 0.6 else "white"
+                ax.text(
+                    j, i, f"{values[i, j]:.3f}", ha="center", va="center", fontsize=6, color=color
+                )
+        passed = selectivity["systems"][name]["passed"]
+        ax.set_title(f"{name} ({'passes' if passed else 'fails'})", fontsize=9)
+        ax.set_xlabel("sub-score aspect", fontsize=7)
+    axes[0][0].set_ylabel("moved aspect (twins)", fontsize=7)
+    fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label="share of the column's largest")
+    return fig
+
+
 def counterfactual_plot(report: dict[str, Any]) -> Figure:
     """Share of queries moved towards an aspect against the weight boost, per system."""
     curves = {k: v for k, v in report["counterfactual_curves"].items() if k != "boosts"}

@@ -67,6 +67,31 @@ def _aspects(report: dict[str, Any]) -> dict[str, Any]:
     return {"names": names, "rows": rows, "top_k": top_k}
 
 
+def _selectivity(report: dict[str, Any]) -> dict[str, Any]:
+    """Per system: the matrix rows (moved aspect) and the per-aspect ratios with lower bounds."""
+    block = report["aspect_selectivity"]
+    systems, names = [], []
+    for name, verdict in block["systems"].items():
+        names = list(verdict["per_aspect"])
+        systems.append(
+            {
+                "name": name,
+                "verdict": "passes" if verdict["passed"] else "fails",
+                "rows": [
+                    {"moved": m, "cells": [verdict["matrix"][m][a] for a in names]} for m in names
+                ],
+                "ratios": [verdict["per_aspect"][a] for a in names],
+            }
+        )
+    return {
+        "twins": block["twins"],
+        "detail": block["detail"],
+        "names": names,
+        "systems": systems,
+        "min_ratio": block["min_ratio"],
+    }
+
+
 def _context(report: dict[str, Any]) -> dict[str, Any]:
     return {
         "dataset_version": report["dataset_version"],
@@ -81,6 +106,7 @@ def _context(report: dict[str, Any]) -> dict[str, Any]:
             for task, rows in report["comparisons"].items()
         ],
         "num_comparisons": sum(len(rows) for rows in report["comparisons"].values()),
+        "selectivity": _selectivity(report),
     }
 
 

@@ -1,4 +1,5 @@
-"""``evaluation``: score every system → measure → TREC export, audit kit → report → gates."""
+"""``evaluation``: score every system and the twins → measure → TREC export, audit kit →
+report → gates."""
 
 from kedro.pipeline import Node, Pipeline
 
@@ -12,6 +13,7 @@ from .nodes import (
     score_projections,
 )
 from .reporting import assemble_report, enforce_gates, plot_report, render_report
+from .selectivity import score_selectivity
 
 SCORES = ["frozen_system_scores", "oracle_system_scores", "projection_system_scores"]
 
@@ -78,6 +80,26 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="score_projections_node",
             ),
             Node(
+                score_selectivity,
+                [
+                    "twins",
+                    "twin_segments",
+                    "oracle_model",
+                    "oracle_config",
+                    "projection_model",
+                    "projection_config",
+                    "projection_ablation_model",
+                    "projection_ablation_config",
+                    "segments",
+                    "clips",
+                    "evaluation_view",
+                    "params:evaluation",
+                    "params:checks",
+                ],
+                "selectivity_measurements",
+                name="score_selectivity_node",
+            ),
+            Node(
                 measure_systems,
                 ["evaluation_view", *SCORES, "params:evaluation", "params:checks"],
                 ["evaluation_measurements", "evaluation_per_query"],
@@ -115,6 +137,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 [
                     "dataset_version",
                     "evaluation_measurements",
+                    "selectivity_measurements",
                     "evaluation_trec_summary",
                     "audit_kit_summary",
                     "human_audit_results",
@@ -134,6 +157,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "evaluation_ranking_plot",
                     "evaluation_faithfulness_plot",
                     "evaluation_counterfactual_plot",
+                    "evaluation_selectivity_plot",
                     "evaluation_training_plot",
                     "evaluation_plot_images",
                 ],

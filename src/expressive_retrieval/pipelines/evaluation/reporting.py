@@ -18,19 +18,21 @@ from expressive_retrieval.evaluation.gates import (
     enforce,
     ranking_failures,
     report_digest,
+    selectivity_failures,
 )
 from expressive_retrieval.evaluation.report.figures import (
     counterfactual_plot,
     faithfulness_plot,
     png_base64,
     ranking_plot,
+    selectivity_plot,
     training_plot,
 )
 from expressive_retrieval.evaluation.report.page import report_html, summary_markdown
 
 logger = logging.getLogger(__name__)
 
-GATES = ("ranking", "aspect_faithfulness", "counterfactual", "human_audit")
+GATES = ("ranking", "aspect_faithfulness", "counterfactual", "aspect_selectivity", "human_audit")
 
 
 def _training_curves(**metadata: dict[str, Any]) -> dict[str, Any]:
@@ -48,19 +50,41 @@ def _training_curves(**metadata: dict[str, Any]) -> dict[str, Any]:
     return curves
 
 
+def selectivity_gate(selectivity: dict[str, Any], gate: dict[str, Any]) -> Verdict:
+    """``aspect_selectivity``: ``not_applicable`` without twins, else every gated system's
+    ``gates.selectivity_failures``."""
+    if selectivity["twins"] is None:
+        return Verdict("not_applicable", selectivity["detail"])
+    failures = [
+        line
+        for system in gate["systems"]
+        for line in selectivity_failures(
+            selectivity["systems"][system], gate["min_ratio"], f"{system}/"
+        )
+    ]
+    return Verdict.of(
+        failures,
+        f"{', '.join(gate['systems'])}: each sub-score moves at least {gate['min_ratio']}x "
+        f"more on its own aspect's twins than on any other's (lower bound; "
+        f"{selectivity['detail']})",
+    )
+
+
 def gate_verdicts(
     measurements: dict[str, Any],
+    selectivity: dict[str, Any],
     human_audit: dict[str, Any],
     params: dict[str, Any],
     checks: dict[str, Any],
 ) -> dict[str, Verdict]:
-    """The four gates (docs/evaluation.md, "Gates"), deciding on 95% intervals.
+    """The five gates (docs/evaluation.md, "Gates"), deciding on 95% intervals.
 
     ``ranking``: every gated system's nDCG@10 gain over every baseline has a lower bound
     of at least ``min_ndcg_gain`` on both tasks, and no index may lose more than
     ``max_ann_ndcg_drop`` against exact search (the lower bound of index - exact).
     ``aspect_faithfulness`` and ``counterfactual``: ``gates.aspect_failures`` of the gated
-    systems. ``human_audit``: ``human_audit["gate"]``.
+    systems. ``aspect_selectivity``: ``gates.selectivity_failures`` of the gated systems
+    (``not_applicable`` without twins). ``human_audit``: ``human_audit["gate"]``.
     """
     gates = params["gates"]
     ranking = gates["ranking"]
@@ -96,6 +120,7 @@ def gate_verdicts(
             if line.startswith(f"{gate}:")
         ]
         verdicts[gate] = Verdict.of(failures, f"checked for {', '.join(gates[gate]['systems'])}")
+    verdicts["aspect_selectivity"] = selectivity_gate(selectivity, gates["aspect_selectivity"])
     verdicts["human_audit"] = Verdict.from_dict(human_audit["gate"])
     return verdicts
 
@@ -103,6 +128,7 @@ def gate_verdicts(
 def assemble_report(
     dataset_version: dict[str, Any],
     measurements: dict[str, Any],
+    selectivity: dict[str, Any],
     trec_summary: dict[str, Any],
     audit_summary: dict[str, Any],
     human_audit: dict[str, Any],
@@ -114,14 +140,15 @@ def assemble_report(
 ) -> dict[str, Any]:
     """``evaluation_report``: the schema of docs/design.md ("Evaluation report") plus extras.
 
-    The extras: timing, training curves, the audit and TREC line counts.
+    The extras: aspect selectivity, timing, training curves, the audit and TREC line counts.
     """
-    gates = gate_verdicts(measurements, human_audit, params, checks)
+    gates = gate_verdicts(measurements, selectivity, human_audit, params, checks)
     report = {
         "dataset_version": dataset_version["dataset_version"],
         "bundle_version": None,
         "split": params["split"],
         **measurements,
+        "aspect_selectivity": selectivity,
         "gates": {name: verdict.to_dict() for name, verdict in gates.items()},
         "training_curves": _training_curves(
             oracle=oracle_training_metadata,
@@ -131,7 +158,12 @@ def assemble_report(
         "human_audit": {k: v for k, v in human_audit.items() if k != "gate"},
         "audit_kit": audit_summary,
         "trec": trec_summary,
-        "parameters": {"gates": params["gates"], "comparisons": params["comparisons"], **checks},
+        "parameters": {
+            "gates": params["gates"],
+            "comparisons": params["comparisons"],
+            "selectivity": params["selectivity"],
+            **checks,
+        },
     }
     for name, verdict in gates.items():
         logger.info("Evaluation gate %s: %s", name, verdict.status)
@@ -142,12 +174,13 @@ def assemble_report(
 
 def plot_report(
     evaluation_report: dict[str, Any],
-) -> tuple[Figure, Figure, Figure, Figure, dict[str, str]]:
+) -> tuple[Figure, Figure, Figure, Figure, Figure, dict[str, str]]:
     """The report's figures (saved for kedro-viz) and the same as base64 PNGs for the page."""
     figures = {
         "ranking": ranking_plot(evaluation_report),
         "faithfulness": faithfulness_plot(evaluation_report),
         "counterfactual": counterfactual_plot(evaluation_report),
+        "selectivity": selectivity_plot(evaluation_report),
         "training": training_plot(evaluation_report),
     }
     images = {name: png_base64(fig) for name, fig in figures.items()}

@@ -11,7 +11,15 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(
                 generate_synthetic_catalogue,
                 ["params:synthetic_data", "params:aspects"],
-                ["tracks", "segments", "proxy_targets", "discovery", "synthetic_latents"],
+                [
+                    "tracks",
+                    "segments",
+                    "proxy_targets",
+                    "discovery",
+                    "synthetic_latents",
+                    "twins",
+                    "twin_segments",
+                ],
                 name="generate_synthetic_catalogue_node",
             )
         ]
