@@ -1,4 +1,5 @@
-"""``evaluation``: score every system → measure → TREC export, audit kit → report → gates."""
+"""``evaluation``: cheap systems → pool (large splits) → oracle and every system's scores →
+measure → TREC export, audit kit → report → gates."""
 
 from kedro.pipeline import Node, Pipeline
 
@@ -7,13 +8,16 @@ from .nodes import (
     evaluation_view,
     export_trec,
     measure_systems,
+    pool_view,
     score_frozen_baselines,
     score_oracle,
     score_projections,
+    score_systems,
 )
 from .reporting import assemble_report, enforce_gates, plot_report, render_report
 
-SCORES = ["frozen_system_scores", "oracle_system_scores", "projection_system_scores"]
+SCORES = ["system_scores", "oracle_system_scores"]
+SCORERS = ["frozen_scorers", "projection_scorers"]
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -29,7 +33,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "params:evaluation",
                     "params:checks",
                 ],
-                "evaluation_view",
+                "evaluation_split_view",
                 name="evaluation_view_node",
             ),
             Node(
@@ -38,11 +42,10 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "segments",
                     "clips",
                     "layer_evidence",
-                    "evaluation_view",
+                    "evaluation_split_view",
                     "params:evaluation",
-                    "params:checks",
                 ],
-                "frozen_system_scores",
+                "frozen_scorers",
                 name="score_frozen_baselines_node",
             ),
             Node(
@@ -69,13 +72,24 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "clip_index",
                     "segments",
                     "clips",
-                    "evaluation_view",
+                    "evaluation_split_view",
                     "params:evaluation",
                     "params:projection_retriever.index",
-                    "params:checks",
                 ],
-                "projection_system_scores",
+                "projection_scorers",
                 name="score_projections_node",
+            ),
+            Node(
+                pool_view,
+                ["evaluation_split_view", *SCORERS, "params:evaluation", "params:checks"],
+                "evaluation_view",
+                name="pool_view_node",
+            ),
+            Node(
+                score_systems,
+                ["evaluation_view", *SCORERS, "params:checks"],
+                "system_scores",
+                name="score_systems_node",
             ),
             Node(
                 measure_systems,
