@@ -173,22 +173,50 @@ def judge_pool(
     )
 
 
+def _positions(rows: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Column of each of ``values`` ``[b, k]`` within its row of ``rows`` ``[b, W]``
+    (ascending, -1 padded at the end, every value >= 0 present); a -1 value gets any column."""
+    size = int(max(rows.max(initial=0), values.max(initial=0))) + 1
+    offset = np.arange(len(rows))[:, None] * (size + 1)
+    keys = (np.where(rows >= 0, rows, size) + offset).ravel()
+    probe = np.where(values >= 0, values, size) + offset
+    found = np.searchsorted(keys, probe) - np.arange(len(rows))[:, None] * rows.shape[1]
+    return np.clip(found, 0, rows.shape[1] - 1)
+
+
 def _pooled_pairs(
     view: SplitView, scorer: Scorer, track_scoring: dict[str, Any]
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray]:
     """``pair_scores`` of the clip pool, and the track pool's scores ``[N, Pt]`` (-inf: a
-    track none of whose clips the system returned)."""
+    track none of whose clips the system returned). Each pair is scored once per query:
+    the pooled clips and the pooled tracks' clips overlap."""
     parts, tracks = [], []
     for rows in _blocks(len(view.clip_ids)):
-        parts.append(scorer.pair_scores(rows, view.candidates[rows]))
+        clips = view.candidates[rows]
         if isinstance(scorer, RandomScorer):
+            parts.append(scorer.pair_scores(rows, clips))
             tracks.append(scorer.track_scores(rows, view.track_candidates[rows]))
             continue
         lists = _track_lists(view, view.track_candidates[rows])
-        total, _, retrieved = scorer.pair_scores(rows, lists.reshape(len(rows), -1))
+        flat = lists.reshape(len(rows), -1)
+        both = union([clips, flat], len(view.clip_ids))
+        if both.shape[1] == 0:
+            both = np.full((len(rows), 1), -1)
+        total, aspects, retrieved = scorer.pair_scores(rows, both)
+        at, at_track = _positions(both, clips), _positions(both, flat)
+        parts.append(
+            (
+                np.take_along_axis(total, at, axis=1),
+                None if aspects is None else np.take_along_axis(aspects, at[..., None], axis=1),
+                None
+                if retrieved is None
+                else np.take_along_axis(retrieved, at, axis=1) & (clips >= 0),
+            )
+        )
+        track = np.take_along_axis(total, at_track, axis=1)
         if retrieved is not None:
-            total = np.where(retrieved, total, -np.inf)
-        tracks.append(member_scores(total.reshape(lists.shape), lists, **track_scoring))
+            track = np.where(np.take_along_axis(retrieved, at_track, axis=1), track, -np.inf)
+        tracks.append(member_scores(track.reshape(lists.shape), lists, **track_scoring))
     total = np.concatenate([p[0] for p in parts])
     aspects = None if parts[0][1] is None else np.concatenate([p[1] for p in parts])
     retrieved = None if parts[0][2] is None else np.concatenate([p[2] for p in parts])

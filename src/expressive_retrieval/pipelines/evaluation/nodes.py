@@ -170,7 +170,8 @@ def score_oracle(
         encoded = torch.cat([model.encode_clips(block) for block in chunks])
         pairs = _OraclePairs(model, encoded, view.model.weights, time.perf_counter() - started)
         scores = system_scores(view, pairs, track)
-    logger.info("Oracle scored %d pairs in %.1fs", scores.clip.size, scores.seconds)
+    judged = f"{scores.clip.size} pairs" if view.candidates is None else "the pool"
+    logger.info("Oracle scored %s in %.1fs", judged, scores.seconds)
     return {"oracle": scores}
 
 
