@@ -36,13 +36,15 @@ from expressive_retrieval.pipelines.evaluation.nodes import (
     SYSTEMS,
     evaluation_view,
     measure_systems,
+)
+from expressive_retrieval.pipelines.evaluation.reporting import GATES, enforce_gates, gate_verdicts
+from expressive_retrieval.pipelines.evaluation.scoring import (
     pool_view,
     score_frozen_baselines,
     score_oracle,
     score_projections,
     score_systems,
 )
-from expressive_retrieval.pipelines.evaluation.reporting import GATES, enforce_gates, gate_verdicts
 
 TREC_MEASURES = {
     "recall_1": "recall@1",

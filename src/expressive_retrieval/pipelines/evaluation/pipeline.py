@@ -4,17 +4,15 @@ measure → TREC export, audit kit → report → gates."""
 from kedro.pipeline import Node, Pipeline
 
 from .audit import ingest_audit_judgements, make_audit_kit
-from .nodes import (
-    evaluation_view,
-    export_trec,
-    measure_systems,
+from .nodes import evaluation_view, export_trec, measure_systems
+from .reporting import assemble_report, enforce_gates, plot_report, render_report
+from .scoring import (
     pool_view,
     score_frozen_baselines,
     score_oracle,
     score_projections,
     score_systems,
 )
-from .reporting import assemble_report, enforce_gates, plot_report, render_report
 
 SCORES = ["system_scores", "oracle_system_scores"]
 SCORERS = ["frozen_scorers", "projection_scorers"]
