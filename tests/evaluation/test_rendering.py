@@ -129,3 +129,19 @@ def test_rater_page_escapes_ids_in_markup_and_in_its_embedded_data() -> None:
     assert EVIL not in page  # neither in the title nor in the JSON inside <script>
     assert "k&lt;script&gt;" in page and "\\u003cscript\\u003e" in page
     assert page.count("<script>") == 1  # the page's own script only
+
+
+def test_report_page_says_when_a_task_was_judged_on_a_pool() -> None:
+    report = _report()
+    assert "Judged on a pool" not in report_html(report, {})
+    report["tasks"]["clip_to_clip"]["judging"] = {
+        "path": "pooled",
+        "depth": 100,
+        "track_depth": 50,
+        "systems": [SYSTEM, "cosine"],
+        "mean_pool_size": 211.5,
+    }
+    page = report_html(report, {})
+    assert "Judged on a pool: the union of the top 100 of" in page
+    assert "211.5 candidates per query" in page and "count as non-relevant" in page
+    assert EVIL not in page

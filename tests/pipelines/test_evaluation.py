@@ -36,11 +36,15 @@ from expressive_retrieval.pipelines.evaluation.nodes import (
     SYSTEMS,
     evaluation_view,
     measure_systems,
+)
+from expressive_retrieval.pipelines.evaluation.reporting import GATES, enforce_gates, gate_verdicts
+from expressive_retrieval.pipelines.evaluation.scoring import (
+    pool_view,
     score_frozen_baselines,
     score_oracle,
     score_projections,
+    score_systems,
 )
-from expressive_retrieval.pipelines.evaluation.reporting import GATES, enforce_gates, gate_verdicts
 
 TREC_MEASURES = {
     "recall_1": "recall@1",
@@ -74,40 +78,43 @@ def evaluated(projected: ScratchProject) -> ScratchProject:
     return projected
 
 
-@pytest.fixture(scope="module")
-def scored(evaluated: ScratchProject) -> dict:
-    """The evaluation's intermediate scores, recomputed in memory by its nodes."""
-    load = evaluated.catalog().load
-    params, clips, segments = load("params:evaluation"), load("clips"), load("segments")
-    checks = load("params:checks")
-    view = evaluation_view(
+def _score(project: ScratchProject, params: dict) -> dict:
+    """The evaluation's intermediate scores under ``params``, recomputed by its nodes."""
+    load = project.catalog().load
+    clips, segments, checks = load("clips"), load("segments"), load("params:checks")
+    split = evaluation_view(
         clips, load("clip_aspect_features"), load("dataset_version"), load("splits"), params, checks
     )
+    frozen = score_frozen_baselines(segments, clips, load("layer_evidence"), split, params)
+    projection = score_projections(
+        load("projection_config"),
+        load("clip_vectors"),
+        load("clip_ids"),
+        load("projection_ablation_model"),
+        load("projection_ablation_config"),
+        load("clip_index"),
+        segments,
+        clips,
+        split,
+        params,
+        load("params:projection_retriever")["index"],
+    )
+    view = pool_view(split, frozen, projection, params, checks)
     return {
         "evaluation_view": view,
         "params": params,
         "checks": checks,
-        "frozen_system_scores": score_frozen_baselines(
-            segments, clips, load("layer_evidence"), view, params, checks
-        ),
+        "system_scores": score_systems(view, frozen, projection, checks),
         "oracle_system_scores": score_oracle(
             load("oracle_model"), load("oracle_config"), segments, clips, view, params
         ),
-        "projection_system_scores": score_projections(
-            load("projection_config"),
-            load("clip_vectors"),
-            load("clip_ids"),
-            load("projection_ablation_model"),
-            load("projection_ablation_config"),
-            load("clip_index"),
-            segments,
-            clips,
-            view,
-            params,
-            load("params:projection_retriever")["index"],
-            checks,
-        ),
     }
+
+
+@pytest.fixture(scope="module")
+def scored(evaluated: ScratchProject) -> dict:
+    """The evaluation's intermediate scores, recomputed in memory by its nodes."""
+    return _score(evaluated, evaluated.catalog().load("params:evaluation"))
 
 
 def test_report_follows_the_design_schema(evaluated) -> None:
@@ -119,6 +126,7 @@ def test_report_follows_the_design_schema(evaluated) -> None:
     for block in report["tasks"].values():
         assert block["num_queries"] > 0 and block["num_queries_without_relevant"] >= 0
         assert list(block["systems"]) == list(SYSTEMS)
+        assert block["judging"]["path"] == "exhaustive"  # the small split: every pair
         # Recall@K only for K at most half the fewest candidates a query ranks.
         assert all(0 < k <= block["num_candidates"] // 2 for k in block["recall_ks"])
         for values in block["systems"].values():
@@ -207,7 +215,7 @@ def test_runs_and_qrels_agree_with_pytrec_eval(evaluated) -> None:
 def test_tied_scores_and_omitted_candidates_match_pytrec_eval(scored) -> None:
     """Coarse scores (many ties) and a run that omits candidates, as an ANN run may."""
     view = scored["evaluation_view"]
-    cosine = scored["frozen_system_scores"]["cosine"]
+    cosine = scored["system_scores"]["cosine"]
     rng = np.random.default_rng(0)
     tied = np.round(cosine.clip, 1)
     retrieved = rng.random(tied.shape) < 0.7
@@ -255,6 +263,55 @@ def test_selectivity_is_measured_on_the_test_split_twins_that_no_label_holds(eva
     assert report["gates"]["aspect_selectivity"]["status"] in {"passed", "failed"}
 
 
+def _flat(tree: dict | list | float, path: str = "") -> dict[str, float]:
+    """A nested report block as ``{path: number}``."""
+    if isinstance(tree, dict):
+        return {k: v for key, sub in tree.items() for k, v in _flat(sub, f"{path}/{key}").items()}
+    if isinstance(tree, list):
+        return {k: v for i, sub in enumerate(tree) for k, v in _flat(sub, f"{path}/{i}").items()}
+    return {path: tree}
+
+
+def test_pooling_the_small_world_measures_what_judging_every_pair_does(evaluated, scored) -> None:
+    """Forced pooling (threshold 0), deep enough to hold every candidate of this small
+    split, random among the pooling systems: every metric, interval and aspect check
+    equals the exhaustive path's."""
+    params = scored["params"]
+    pooling = {"above_clips": 0, "depth": 10**6, "track_depth": 10**6}
+    systems = ["random", *params["pooling"]["systems"]]
+    forced = dict(params, pooling=dict(params["pooling"], **pooling, systems=systems))
+    pooled = _score(evaluated, forced)
+    view, exhaustive = pooled["evaluation_view"], scored["evaluation_view"]
+    assert view.pooled and not exhaustive.pooled
+    assert view.valid.sum() == exhaustive.valid.sum(), "the pool holds every candidate"
+    args = (scored["params"], scored["checks"])
+    want, want_rows = measure_systems(
+        exhaustive, scored["system_scores"], scored["oracle_system_scores"], *args
+    )
+    got, got_rows = measure_systems(
+        view, pooled["system_scores"], pooled["oracle_system_scores"], forced, scored["checks"]
+    )
+    for task in TASKS:
+        assert got["tasks"][task]["judging"]["path"] == "pooled"
+        assert want["tasks"][task]["judging"]["path"] == "exhaustive"
+        assert (
+            got["tasks"][task]["judging"]["judged_pairs"]
+            == (want["tasks"][task]["judging"]["judged_pairs"])
+        )
+        for system, values in want["tasks"][task]["systems"].items():
+            assert got["tasks"][task]["systems"][system] == pytest.approx(values, abs=1e-6)
+    assert _flat(got["intervals"]) == pytest.approx(_flat(want["intervals"]), abs=1e-6)
+    pd.testing.assert_frame_equal(got_rows, want_rows, atol=1e-6)
+    for system, check in want["aspect_faithfulness"].items():
+        for aspect, row in check["matrix"].items():
+            assert got["aspect_faithfulness"][system]["matrix"][aspect] == pytest.approx(
+                row, abs=1e-6
+            )
+    assert _flat(got["counterfactual_curves"]) == pytest.approx(
+        _flat(want["counterfactual_curves"]), abs=1e-9
+    )
+
+
 def test_report_page_is_self_contained(evaluated) -> None:
     pages = evaluated.load("evaluation_html")
     assert set(pages) == {"report.html", "summary.md"}
@@ -287,9 +344,7 @@ def test_aspect_gates_reject_a_model_that_ranks_well_but_ignores_aspects(
     scored, break_heads, system
 ) -> None:
     view, params, checks = scored["evaluation_view"], scored["params"], scored["checks"]
-    groups = [scored[name] for name in ("frozen_system_scores", "oracle_system_scores")]
-    groups.append(scored["projection_system_scores"])
-    honest = {name: s for group in groups for name, s in group.items()}
+    honest = scored["system_scores"] | scored["oracle_system_scores"]
     track = checks["track_scoring"]
     broken = dict(honest, **{system: scores_from_aspects(view, break_heads(honest[system]), track)})
     # Thresholds the honest models of this small world (6 epochs) meet; ranking only lets the
@@ -299,8 +354,8 @@ def test_aspect_gates_reject_a_model_that_ranks_well_but_ignores_aspects(
     ranking = dict(params["gates"]["ranking"], min_ndcg_gain=-1.0, max_ann_ndcg_drop=1.0)
     params = dict(params, gates=dict(params["gates"], ranking=ranking))
     pending = {"gate": {"status": "pending", "detail": "", "failures": []}}
-    good, _ = measure_systems(view, honest, {}, {}, params, checks)
-    bad, _ = measure_systems(view, broken, {}, {}, params, checks)
+    good, _ = measure_systems(view, honest, {}, params, checks)
+    bad, _ = measure_systems(view, broken, {}, params, checks)
     for task in TASKS:  # equal default weights: the total is the mean of the heads
         assert bad["tasks"][task]["systems"][system]["ndcg@10"] == pytest.approx(
             good["tasks"][task]["systems"][system]["ndcg@10"], abs=1e-6
@@ -321,18 +376,14 @@ def test_aspect_gates_reject_a_model_that_ranks_well_but_ignores_aspects(
 
 def test_ranking_gate_fails_when_learned_systems_do_not_beat_the_baselines(scored) -> None:
     params, checks = scored["params"], scored["checks"]
-    systems = {
-        name: s
-        for group in ("frozen_system_scores", "oracle_system_scores", "projection_system_scores")
-        for name, s in scored[group].items()
-    }
+    systems = scored["system_scores"] | scored["oracle_system_scores"]
     # projection scored with cosine's clips: no better than the baseline.
     systems["projection"] = scores_from_aspects(
         scored["evaluation_view"],
         np.repeat(systems["cosine"].clip[..., None], 5, axis=-1),
         checks["track_scoring"],
     )
-    measured, _ = measure_systems(scored["evaluation_view"], systems, {}, {}, params, checks)
+    measured, _ = measure_systems(scored["evaluation_view"], systems, {}, params, checks)
     pending = {"gate": {"status": "pending", "detail": ""}}
     verdict = gate_verdicts(measured, NO_TWINS, pending, params, checks)["ranking"]
     assert verdict.status == "failed"

@@ -147,8 +147,12 @@ class RelevanceModel:
         return ((values - np.asarray(self.center)) / np.asarray(self.scale)).astype(np.float32)
 
     def targets(self, query: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-        """Per-aspect target similarity ``[Q, N, A]`` in [0, 1] from standardised features."""
-        diff2 = (query[:, None, :] - candidates[None, :, :]) ** 2  # [Q, N, F]
+        """Per-aspect target similarity ``[Q, N, A]`` in [0, 1] from standardised features.
+
+        ``candidates`` is ``[N, F]`` (shared by every query) or ``[Q, N, F]`` (one list per query).
+        """
+        shared = candidates[None] if candidates.ndim == 2 else candidates
+        diff2 = (query[:, None, :] - shared) ** 2  # [Q, N, F]
         index = np.asarray(self.feature_aspect)
         counts = np.bincount(index, minlength=len(self.aspects)).astype(np.float32)
         per_aspect = np.zeros((*diff2.shape[:2], len(self.aspects)), dtype=np.float32)

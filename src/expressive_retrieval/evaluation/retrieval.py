@@ -6,12 +6,16 @@ measured the same way (docs/design.md, "Evaluation"):
 * queries are the split's clips; candidates are the split's clips (clip→clip) or tracks
   (clip→track); the query's own track is excluded in both;
 * a candidate clip's grade comes from the relevance model; a candidate track's grade is
-  the best grade among its clips, and its score aggregates its clips' scores (top-k mean).
+  the best grade among its clips, and its score aggregates its clips' scores (top-k mean);
+* a large split is judged on a pool (``evaluation/pooling.py``): each query's pair
+  matrices are then over its own pooled candidates (``candidates``, ``track_candidates``)
+  instead of every clip and track.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -34,30 +38,68 @@ TASKS = ("clip_to_clip", "clip_to_track")
 
 @dataclass
 class SplitView:
-    """Queries × candidates of one split, with their relevance."""
+    """Queries × candidates of one split, with their relevance.
+
+    The pair matrices are ``[N, P]`` over each query's candidates: every clip (``P = N``,
+    ``candidates`` None) or its pool (``candidates [N, P]``, clip indices, -1 padded);
+    the same for tracks (``T``, ``track_candidates``).
+    """
 
     clip_ids: np.ndarray  # [N] query = candidate clips
     track_ids: np.ndarray  # [T] candidate tracks
     clip_track: np.ndarray  # [N] index into track_ids
-    targets: np.ndarray  # [N, N, A] per-aspect target similarity
-    grades: np.ndarray  # [N, N] clip relevance
-    valid: np.ndarray  # [N, N] candidate clip is from another track
-    track_grades: np.ndarray  # [N, T]
-    track_valid: np.ndarray  # [N, T]
+    targets: np.ndarray  # [N, P, A] per-aspect target similarity
+    grades: np.ndarray  # [N, P] clip relevance
+    valid: np.ndarray  # [N, P] candidate clip is from another track (and not a pad slot)
+    track_grades: np.ndarray  # [N, Pt]
+    track_valid: np.ndarray  # [N, Pt]
     units: np.ndarray  # [N] each query's independent unit (its track, or its track's group)
     model: RelevanceModel
+    features: np.ndarray  # [N, F] standardised clip features (targets of any pair)
+    candidates: np.ndarray | None = None  # [N, P] pooled clips; None: every clip
+    track_candidates: np.ndarray | None = None  # [N, Pt] pooled tracks; None: every track
+    pooling: dict[str, Any] | None = None  # how the pool was drawn; None: exhaustive
 
     @property
     def aspects(self) -> list[str]:
         return self.model.aspects
 
     @property
+    def pooled(self) -> bool:
+        return self.pooling is not None
+
+    @property
     def num_candidates(self) -> dict[str, int]:
-        """Per task, the fewest candidates any query ranks."""
+        """Per task, the fewest candidates any query ranks (judged or not)."""
+        per_track = np.bincount(self.clip_track, minlength=len(self.track_ids))
         return {
-            "clip_to_clip": int(self.valid.sum(1).min()),
-            "clip_to_track": int(self.track_valid.sum(1).min()),
+            "clip_to_clip": int((len(self.clip_ids) - per_track[self.clip_track]).min()),
+            "clip_to_track": len(self.track_ids) - 1,
         }
+
+    @cached_property
+    def track_members(self) -> np.ndarray:
+        """``[T, M]``: each track's clip indices, -1 padded to the most clips of a track."""
+        counts = np.bincount(self.clip_track, minlength=len(self.track_ids))
+        by_track = np.argsort(self.clip_track, kind="stable")
+        table = np.full((len(counts), counts.max(initial=1)), -1, dtype=np.int64)
+        within = np.arange(len(by_track)) - np.repeat(np.cumsum(counts) - counts, counts)
+        table[self.clip_track[by_track], within] = by_track
+        return table
+
+    def slot_clips(self, queries: np.ndarray, slots: np.ndarray) -> np.ndarray:
+        """Clip indices of ``slots`` ``[..., k]`` of each query in ``queries``; -1 stays -1."""
+        if self.candidates is None:
+            return slots
+        found = self.candidates[np.asarray(queries)[..., None], np.maximum(slots, 0)]
+        return np.where(slots >= 0, found, -1)
+
+    def clip_slots(self, queries: np.ndarray, clips: np.ndarray) -> np.ndarray:
+        """Slots of clip indices ``clips`` for each (query, clip) pair; -1 outside the pool."""
+        if self.candidates is None:
+            return np.asarray(clips)
+        matches = self.candidates[queries] == np.asarray(clips)[:, None]
+        return np.where(matches.any(axis=1), matches.argmax(axis=1), -1)
 
     @property
     def recall_ks(self) -> dict[str, tuple[int, ...]]:
@@ -88,28 +130,48 @@ def split_view(
     split: str,
     splits: pd.DataFrame | None = None,
     unit: str = "track_id",
+    pooled: bool = False,
 ) -> SplitView:
     """Build the query/candidate relevance of ``split`` (clips ordered by ``clip_id``).
 
     ``unit`` names the column of ``splits`` (``track_id`` or ``group_id``) whose values are
-    the independent units that intervals resample; without ``splits``, tracks.
+    the independent units that intervals resample; without ``splits``, tracks. ``pooled``
+    leaves the pool empty (no pair is judged) for ``pooling.judge_pool`` to fill.
     """
     model = RelevanceModel.from_dict(relevance_model)
     members = clips[clips["split"] == split].sort_values("clip_id", kind="stable")
     if members.empty:
         raise ValueError(f"split {split!r} has no clips to evaluate")
     z = model.standardize(clip_aspect_features.set_index("clip_id").loc[members["clip_id"]])
-    targets = model.targets(z, z)
-    grades = model.grades(targets)
     track_ids, clip_track = np.unique(members["track_id"].to_numpy(), return_inverse=True)
-    valid = clip_track[:, None] != clip_track[None, :]
-    track_valid = clip_track[:, None] != np.arange(len(track_ids))[None, :]
     query_tracks = members["track_id"].to_numpy()
     units = (
         query_tracks
         if splits is None
         else splits.set_index("track_id")[unit].loc[query_tracks].to_numpy()
     )
+    if pooled:
+        empty = np.zeros((len(z), 0), dtype=np.int64)
+        return SplitView(
+            clip_ids=members["clip_id"].to_numpy(),
+            track_ids=track_ids,
+            clip_track=clip_track,
+            targets=np.zeros((len(z), 0, len(model.aspects)), dtype=np.float32),
+            grades=empty,
+            valid=empty.astype(bool),
+            track_grades=empty,
+            track_valid=empty.astype(bool),
+            units=units.astype(str),
+            model=model,
+            features=z,
+            candidates=empty,
+            track_candidates=empty,
+            pooling={},
+        )
+    targets = model.targets(z, z)
+    grades = model.grades(targets)
+    valid = clip_track[:, None] != clip_track[None, :]
+    track_valid = clip_track[:, None] != np.arange(len(track_ids))[None, :]
     track_grades = aggregate_to_tracks(
         grades.astype(np.float64), clip_track, len(track_ids), how="max"
     ).astype(np.int64)
@@ -124,6 +186,7 @@ def split_view(
         track_valid=track_valid,
         units=units.astype(str),
         model=model,
+        features=z,
     )
 
 
@@ -140,7 +203,9 @@ def view_clips(table: pd.DataFrame, view: SplitView) -> pd.DataFrame:
 
 
 def aggregate_clip_scores(view: SplitView, scores: np.ndarray, how: str, k: int) -> np.ndarray:
-    """Score candidate tracks ``[N, T]`` through their clips' scores ``[N, N]``."""
+    """Score candidate tracks ``[N, T]`` through their clips' scores ``[N, N]`` (every pair
+    judged; a pool scores its tracks' clips apart: ``pooling.system_scores``)."""
+    assert view.candidates is None, "a pooled view scores its tracks through pooling"
     return aggregate_to_tracks(scores, view.clip_track, len(view.track_ids), how=how, k=k)
 
 
@@ -173,6 +238,7 @@ def per_query_report(
             view.valid,
             ks["clip_to_clip"],
             retrieved=retrieved,
+            candidates=view.candidates,
         ),
         "clip_to_track": per_query_metrics(
             track_scores,
@@ -181,6 +247,7 @@ def per_query_report(
             view.track_valid,
             ks["clip_to_track"],
             retrieved=track_retrieved,
+            candidates=view.track_candidates,
         ),
     }
 

@@ -269,6 +269,31 @@ class OracleScorer(SegmentEncoder):
         return self.score_many(everything, everything, weights)
 
     @torch.no_grad()
+    def score_lists(
+        self, query_enc: Tensor, cand_enc: Tensor, candidates: np.ndarray, chunk: int = 2048
+    ) -> np.ndarray:
+        """Each query against its own candidate list, from cached encodings.
+
+        Args:
+            query_enc: ``[Q, A, S, H]`` from ``encode_clips``.
+            cand_enc: ``[N, A, S, H]``.
+            candidates: ``[Q, P]`` rows of ``cand_enc`` per query, -1 padded (a pad scores 0).
+            chunk: pairs scored per block.
+
+        Returns:
+            Per-aspect scores ``[Q, P, A]`` (float32).
+        """
+        num_queries, width = candidates.shape
+        per_aspect = torch.zeros(num_queries, width, self.num_aspects)
+        block = max(1, chunk // max(width, 1))
+        lists = torch.as_tensor(candidates, dtype=torch.long)
+        for q0 in range(0, num_queries if width else 0, block):
+            rows = lists[q0 : q0 + block]
+            scored = self.score_encoded(query_enc[q0 : q0 + block], cand_enc[rows.clamp(min=0)])
+            per_aspect[q0 : q0 + block] = scored * (rows >= 0).unsqueeze(-1)
+        return per_aspect.numpy()
+
+    @torch.no_grad()
     def score_many(
         self,
         query_enc: Tensor,

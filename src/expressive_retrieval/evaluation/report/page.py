@@ -26,6 +26,11 @@ def _cell(report: dict[str, Any], task: str, name: str, metric: str) -> dict[str
     }
 
 
+def _judging(task: str, judging: dict[str, Any]) -> dict[str, Any]:
+    """The task's judging block, with ``top``: how deep each pooling system pooled."""
+    return judging | {"top": judging.get("track_depth" if task == "clip_to_track" else "depth")}
+
+
 def _tasks(report: dict[str, Any]) -> list[dict[str, Any]]:
     tasks = []
     for task, block in report["tasks"].items():
@@ -36,6 +41,7 @@ def _tasks(report: dict[str, Any]) -> list[dict[str, Any]]:
                 "num_queries": block["num_queries"],
                 "without": block.get("num_queries_without_relevant", 0),
                 "candidates": block.get("num_candidates", "–"),
+                "judging": _judging(task, block.get("judging", {"path": "exhaustive"})),
                 "metrics": metrics,
                 "rows": [
                     {"name": name, "cells": [_cell(report, task, name, m) for m in metrics]}

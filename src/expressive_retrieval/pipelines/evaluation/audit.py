@@ -109,20 +109,20 @@ def _clip_times(
 def _rankings(
     systems: dict[str, SystemScores], view: SplitView, depth: int
 ) -> dict[str, np.ndarray]:
-    clip_ids = list(view.clip_ids)
-    return {
-        name: rank_candidates(
-            s.clip, clip_ids, view.valid if s.retrieved is None else view.valid & s.retrieved, depth
-        )
-        for name, s in systems.items()
-    }
+    """Each system's top ``depth`` clip indices per query (-1 padded)."""
+    clip_ids, queries = list(view.clip_ids), np.arange(len(view.clip_ids))
+    rankings = {}
+    for name, s in systems.items():
+        valid = view.valid if s.retrieved is None else view.valid & s.retrieved
+        slots = rank_candidates(s.clip, clip_ids, valid, depth, view.candidates)
+        rankings[name] = view.slot_clips(queries, slots)
+    return rankings
 
 
 def make_audit_kit(
     view: SplitView,
-    frozen_scores: dict[str, SystemScores],
+    system_scores: dict[str, SystemScores],
     oracle_scores: dict[str, SystemScores],
-    projection_scores: dict[str, SystemScores],
     evaluation_per_query: pd.DataFrame,
     clips: pd.DataFrame,
     tracks: pd.DataFrame,
@@ -137,7 +137,7 @@ def make_audit_kit(
     ``audit.pool_depth``, shuffled per query.
     """
     audit = params["audit"]
-    systems = all_systems(frozen_scores, oracle_scores, projection_scores)
+    systems = all_systems(system_scores, oracle_scores)
     strata = _strata(view, clips, tracks, evaluation_per_query, list(audit["strata"]))
     judged = np.flatnonzero((view.grades * view.valid >= 1).any(axis=1))
     picked = judged[
@@ -209,9 +209,8 @@ def ingest_audit_judgements(
     audit_judgements: dict[str, str],
     audit_key: pd.DataFrame,
     view: SplitView,
-    frozen_scores: dict[str, SystemScores],
+    system_scores: dict[str, SystemScores],
     oracle_scores: dict[str, SystemScores],
-    projection_scores: dict[str, SystemScores],
     params: dict[str, Any],
 ) -> dict[str, Any]:
     """Score every system against returned judgements; the human-audit gate.
@@ -236,18 +235,25 @@ def ingest_audit_judgements(
         )
     if usable.empty:
         return _pending("no judgement names a pair of the evaluated split", notes)
-    usable = usable[view.valid[usable["query"], usable["candidate"]]]
+    slots = view.clip_slots(usable["query"].to_numpy(), usable["candidate"].to_numpy())
+    if (slots < 0).any():
+        notes.append(f"{int((slots < 0).sum())} judgements name pairs outside the evaluation pool")
+    usable = usable.assign(slot=slots)[slots >= 0]
+    usable = usable[view.valid[usable["query"], usable["slot"]]]
     raters = sorted(usable["rater"].unique())
     ratings = usable.assign(
         item=usable["query"].astype(str) + ":" + usable["candidate"].astype(str)
     )
     alpha = krippendorff_alpha_interval(ratings.rename(columns={"grade": "value"}))
     consensus = usable.groupby(["query", "candidate"], as_index=False)["grade"].mean()
-    systems = all_systems(frozen_scores, oracle_scores, projection_scores)
+    systems = all_systems(system_scores, oracle_scores)
     per_system = {}
     for name, s in systems.items():
         scores = s.clip if s.retrieved is None else np.where(s.retrieved, s.clip, -np.inf)
-        accuracy, pairs = pairwise_preference_accuracy(consensus, lambda q, c, m=scores: m[q, c])
+        accuracy, pairs = pairwise_preference_accuracy(
+            consensus,
+            lambda q, c, m=scores: m[q, view.clip_slots(q, c)],
+        )
         per_system[name] = {"pairwise_accuracy": accuracy, "pairs": pairs}
     kit_ids = sorted(k for k in usable["kit_id"].dropna().unique() if k)
     if not audit_key.empty and audit_key["kit_id"].iloc[0] in kit_ids:

@@ -1,9 +1,10 @@
-"""Nodes of ``evaluation``: score every system on the test split, measure it, export TREC files.
+"""Nodes of ``evaluation``: the split's view, measuring every system, exporting TREC files.
 
 Every system ranks the split's clips (clip→clip) and tracks (clip→track) for every clip of
-the split as a query, the query's own track excluded (docs/design.md, "Evaluation").
-Systems with per-aspect sub-scores also get the faithfulness matrix, counterfactual effects
-and curves; every mean gets its interval. The report, its pages and the gates are in
+the split as a query, the query's own track excluded (docs/design.md, "Evaluation"); the
+scores come from ``scoring.py`` (every pair, or a pool for a large split). Systems with
+per-aspect sub-scores also get the faithfulness matrix, counterfactual effects and
+curves; every mean gets its interval. The report, its pages and the gates are in
 ``reporting.py``.
 """
 
@@ -15,13 +16,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
-from expressive_retrieval.data.segments import SegmentStore, clip_refs
-from expressive_retrieval.evaluation.baselines import (
-    discovery_layer_weights,
-    layer_weighted_vectors,
-)
 from expressive_retrieval.evaluation.metrics import (
     format_qrels,
     format_run,
@@ -32,18 +27,12 @@ from expressive_retrieval.evaluation.retrieval import (
     TASKS,
     SplitView,
     SystemScores,
-    aggregate_clip_scores,
     aspect_report,
     counterfactual_curves,
     per_query_report,
-    scores_from_aspects,
     split_view,
-    view_clips,
 )
 from expressive_retrieval.evaluation.uncertainty import compare_pairs, finding
-from expressive_retrieval.models import OracleConfig, OracleScorer, ProjectionConfig, ProjectionHead
-from expressive_retrieval.vectors.aspects import aspect_similarities, weight_query_vectors
-from expressive_retrieval.vectors.index import build_index, large_index_config, search
 
 logger = logging.getLogger(__name__)
 
@@ -67,185 +56,29 @@ def evaluation_view(
     params: dict[str, Any],
     checks: dict[str, Any],
 ) -> SplitView:
-    """Queries, candidates, graded relevance, aspect targets and independent units."""
+    """Queries, candidates, independent units; graded relevance and aspect targets of every
+    pair, or none yet when the split has more than ``pooling.above_clips`` clips."""
     unit = checks["uncertainty"]["unit"]
+    pooled = int((clips["split"] == params["split"]).sum()) > params["pooling"]["above_clips"]
     view = split_view(
-        clips, clip_aspect_features, dataset_version["relevance"], params["split"], splits, unit
+        clips,
+        clip_aspect_features,
+        dataset_version["relevance"],
+        params["split"],
+        splits,
+        unit,
+        pooled,
     )
     logger.info(
-        "Evaluating on %s: %d query clips, %d candidate tracks, %d independent units (%s)",
+        "Evaluating on %s: %d query clips, %d candidate tracks, %d independent units (%s), %s",
         params["split"],
         len(view.clip_ids),
         len(view.track_ids),
         len(np.unique(view.units)),
         unit,
+        "judged on a pool" if pooled else "every pair judged",
     )
     return view
-
-
-def score_frozen_baselines(
-    segments: SegmentStore,
-    clips: pd.DataFrame,
-    layer_evidence: dict[str, Any],
-    view: SplitView,
-    params: dict[str, Any],
-    checks: dict[str, Any],
-) -> dict[str, SystemScores]:
-    """The baselines: ``cosine`` (all layers, mean), ``discovery_cosine`` (layers per aspect
-    by evidence) and ``random`` (seeded uniform scores: chance level).
-
-    Both cosines come from one streamed pass over the segments: row 0 of the layer mix is
-    uniform, rows 1.. are the aspects' discovery weights.
-    """
-    started = time.perf_counter()
-    evidence = discovery_layer_weights(layer_evidence, view.aspects)
-    uniform = np.full((1, evidence.shape[1]), 1.0 / evidence.shape[1])
-    vectors = layer_weighted_vectors(
-        segments, view_clips(clips, view), np.vstack([uniform, evidence])
-    )
-    seconds = time.perf_counter() - started
-    plain = vectors[:, 0]
-    cosine = (plain @ plain.T).astype(np.float64)
-    track = aggregate_clip_scores(view, cosine, **checks["track_scoring"])
-    per_aspect = vectors[:, 1:].reshape(len(vectors), -1)
-    discovery = aspect_similarities(per_aspect, per_aspect, len(view.aspects))
-    logger.info("Scored the frozen baselines in %.1fs", seconds)
-    rng = np.random.default_rng(params["random_seed"])
-    return {
-        "random": SystemScores(rng.random(view.valid.shape), rng.random(view.track_valid.shape)),
-        "cosine": SystemScores(cosine, track, seconds=seconds),
-        "discovery_cosine": scores_from_aspects(
-            view, discovery.astype(np.float64), checks["track_scoring"], seconds
-        ),
-    }
-
-
-def score_oracle(
-    oracle_model: dict[str, torch.Tensor],
-    oracle_config: dict[str, Any],
-    segments: SegmentStore,
-    clips: pd.DataFrame,
-    view: SplitView,
-    params: dict[str, Any],
-) -> dict[str, SystemScores]:
-    """The oracle over every (query, candidate) pair; tracks as its config aggregates them."""
-    model = OracleScorer.from_state(OracleConfig.from_dict(oracle_config), oracle_model).eval()
-    started = time.perf_counter()
-    chunks = segments.iter_clip_chunks(clip_refs(view_clips(clips, view)), params["chunk_size"])
-    _, per_aspect = model.score_all(chunks)
-    seconds = time.perf_counter() - started
-    logger.info("Oracle scored %d pairs in %.1fs", per_aspect.shape[0] ** 2, seconds)
-    track = {"how": model.config.track_aggregation, "k": model.config.track_topk}
-    return {"oracle": scores_from_aspects(view, per_aspect.astype(np.float64), track, seconds)}
-
-
-def _ann_scores(
-    index: Any,
-    clip_ids: pd.DataFrame,
-    queries: np.ndarray,
-    view: SplitView,
-    params: dict[str, Any],
-    track_scoring: dict[str, Any],
-) -> SystemScores:
-    """An index of the whole corpus searched with default-weight queries, hits kept on the split.
-
-    Each query asks for ``ann_depth`` neighbours (at most the index size) and keeps those
-    in the split. Candidates it did not return are not retrieved: they are absent from the
-    run and never count as hits.
-    """
-    depth = int(min(params["ann_depth"], index.ntotal))
-    started = time.perf_counter()
-    found_scores, rows = search(index, queries, depth)
-    seconds = time.perf_counter() - started
-    position = pd.Series(np.arange(len(view.clip_ids)), index=view.clip_ids)
-    found_ids = clip_ids["clip_id"].to_numpy()[np.maximum(rows, 0)]
-    columns = position.reindex(found_ids.ravel()).to_numpy().reshape(rows.shape)
-    hit = (rows >= 0) & ~np.isnan(columns)
-    query_rows = np.broadcast_to(np.arange(len(queries))[:, None], rows.shape)[hit]
-    columns = columns[hit].astype(np.int64)
-    scores = np.zeros((len(queries), len(view.clip_ids)))
-    retrieved = np.zeros(scores.shape, dtype=bool)
-    scores[query_rows, columns] = found_scores[hit]
-    retrieved[query_rows, columns] = True
-    retrieved &= view.valid
-    # A track is returned when its clips are: aggregate over returned clips only.
-    track = aggregate_clip_scores(view, np.where(retrieved, scores, -np.inf), **track_scoring)
-    track_retrieved = np.isfinite(track)
-    return SystemScores(
-        scores,
-        np.where(track_retrieved, track, 0.0),
-        retrieved=retrieved,
-        track_retrieved=track_retrieved,
-        seconds=seconds,
-    )
-
-
-def score_projections(
-    projection_config: dict[str, Any],
-    clip_vectors: np.ndarray,
-    clip_ids: pd.DataFrame,
-    projection_ablation_model: dict[str, torch.Tensor],
-    projection_ablation_config: dict[str, Any],
-    clip_index: tuple[Any, dict[str, Any]],
-    segments: SegmentStore,
-    clips: pd.DataFrame,
-    view: SplitView,
-    params: dict[str, Any],
-    index_params: dict[str, Any],
-    checks: dict[str, Any],
-) -> dict[str, SystemScores]:
-    """``projection_distilled`` (shipped vectors, exact), ``projection``, and two indexes.
-
-    The distilled system reads the shipped corpus vectors; the ablation (never shipped) is
-    embedded here from the segments. ``projection_distilled_ann`` searches the shipped
-    index; ``projection_distilled_ivfpq`` an index of the same vectors built here with the
-    large-corpus configuration (``index_params["large"]``), so the approximate index is
-    measured on real projected vectors whatever the corpus size.
-    """
-    config = ProjectionConfig.from_dict(projection_config)
-    rows = view_clips(clip_ids, view)["row"].to_numpy()
-    distilled = np.asarray(clip_vectors[rows], dtype=np.float32)
-    started = time.perf_counter()
-    head = ProjectionHead.from_state(
-        ProjectionConfig.from_dict(projection_ablation_config), projection_ablation_model
-    ).eval()
-    with segments:
-        plain = head.embed_numpy(
-            segments.clips(clip_refs(view_clips(clips, view))), batch_size=params["chunk_size"]
-        )
-    embed_seconds = time.perf_counter() - started
-    track = checks["track_scoring"]
-    systems = {}
-    for name, vectors, seconds in (
-        ("projection_distilled", distilled, 0.0),
-        ("projection", plain, embed_seconds),
-    ):
-        tic = time.perf_counter()
-        per_aspect = aspect_similarities(vectors, vectors, len(config.aspects)).astype(np.float64)
-        seconds += time.perf_counter() - tic
-        systems[name] = scores_from_aspects(view, per_aspect, track, seconds)
-    queries = weight_query_vectors(distilled, config.default_weights, len(config.aspects))
-    systems["projection_distilled_ann"] = _ann_scores(
-        clip_index[0], clip_ids, queries, view, params, track
-    )
-    factory, search_params = large_index_config(
-        len(clip_vectors), clip_vectors.shape[1], index_params["large"]
-    )
-    large = build_index(clip_vectors, clip_vectors.shape[1], factory, search_params)
-    systems["projection_distilled_ivfpq"] = _ann_scores(
-        large, clip_ids, queries, view, params, track
-    )
-    logger.info(
-        "Scored the projections (ablation embedded in %.1fs, shipped %s index searched in "
-        "%.2fs, %s %s in %.2fs)",
-        embed_seconds,
-        clip_index[1]["factory"],
-        systems["projection_distilled_ann"].seconds,
-        factory,
-        search_params,
-        systems["projection_distilled_ivfpq"].seconds,
-    )
-    return systems
 
 
 def all_systems(*groups: dict[str, SystemScores]) -> dict[str, SystemScores]:
@@ -253,6 +86,27 @@ def all_systems(*groups: dict[str, SystemScores]) -> dict[str, SystemScores]:
     missing = set(SYSTEMS) - set(merged)
     assert not missing, f"systems without scores: {sorted(missing)}"
     return {name: merged[name] for name in SYSTEMS}
+
+
+def judging(view: SplitView, task: str, pooling: dict[str, Any]) -> dict[str, Any]:
+    """How a task's pairs were judged: ``exhaustive`` or ``pooled`` (depth, systems, pool size)."""
+    valid = view.valid if task == "clip_to_clip" else view.track_valid
+    if not view.pooled:
+        return {
+            "path": "exhaustive",
+            "above_clips": pooling["above_clips"],
+            "judged_pairs": int(valid.sum()),
+        }
+    return {
+        "path": "pooled",
+        "above_clips": pooling["above_clips"],
+        "judged_pairs": view.pooling["judged_pairs"][task],
+        "depth": view.pooling["depth"],
+        "track_depth": view.pooling["track_depth"],
+        "systems": view.pooling["systems"],
+        "mean_pool_size": view.pooling["mean_pool_size"][task],
+        "unjudged": "non-relevant",
+    }
 
 
 def comparison_pairs(params: dict[str, Any]) -> list[tuple[str, str]]:
@@ -264,9 +118,8 @@ def comparison_pairs(params: dict[str, Any]) -> list[tuple[str, str]]:
 
 def measure_systems(
     view: SplitView,
-    frozen_scores: dict[str, SystemScores],
+    system_scores: dict[str, SystemScores],
     oracle_scores: dict[str, SystemScores],
-    projection_scores: dict[str, SystemScores],
     params: dict[str, Any],
     checks: dict[str, Any],
 ) -> tuple[dict[str, Any], pd.DataFrame]:
@@ -278,7 +131,7 @@ def measure_systems(
         ``counterfactual_curves`` and ``timing``) and the per-query metrics (one row per
         query × task × system).
     """
-    systems = all_systems(frozen_scores, oracle_scores, projection_scores)
+    systems = all_systems(system_scores, oracle_scores)
     resampler = view.resampler(checks["uncertainty"])
     tasks: dict[str, Any] = {}
     intervals: dict[str, Any] = {task: {} for task in TASKS}
@@ -298,6 +151,7 @@ def measure_systems(
                     "num_queries_without_relevant": summary["num_queries_without_relevant"],
                     "num_candidates": view.num_candidates[task],
                     "recall_ks": list(view.recall_ks[task]),
+                    "judging": judging(view, task, params["pooling"]),
                     "systems": {},
                 },
             )
@@ -353,27 +207,35 @@ def measure_systems(
 
 def export_trec(
     view: SplitView,
-    frozen_scores: dict[str, SystemScores],
+    system_scores: dict[str, SystemScores],
     oracle_scores: dict[str, SystemScores],
-    projection_scores: dict[str, SystemScores],
     params: dict[str, Any],
 ) -> tuple[dict[str, str], dict[str, str], dict[str, Any]]:
     """TREC runs ``<task>/<system>.trec`` (top ``run_depth``), qrels ``<task>.qrels``."""
-    systems = all_systems(frozen_scores, oracle_scores, projection_scores)
+    systems = all_systems(system_scores, oracle_scores)
     depth = params["run_depth"]
     clip_ids, track_ids = list(view.clip_ids), list(view.track_ids)
     runs = {}
     for name, s in systems.items():
         runs[f"clip_to_clip/{name}.trec"] = format_run(
-            clip_ids, s.clip, clip_ids, view.valid, name, depth, s.retrieved
+            clip_ids, s.clip, clip_ids, view.valid, name, depth, s.retrieved, view.candidates
         )
         runs[f"clip_to_track/{name}.trec"] = format_run(
-            clip_ids, s.track, track_ids, view.track_valid, name, depth, s.track_retrieved
+            clip_ids,
+            s.track,
+            track_ids,
+            view.track_valid,
+            name,
+            depth,
+            s.track_retrieved,
+            view.track_candidates,
         )
     qrels = {
-        "clip_to_clip.qrels": format_qrels(clip_ids, view.grades, clip_ids, view.valid),
+        "clip_to_clip.qrels": format_qrels(
+            clip_ids, view.grades, clip_ids, view.valid, view.candidates
+        ),
         "clip_to_track.qrels": format_qrels(
-            clip_ids, view.track_grades, track_ids, view.track_valid
+            clip_ids, view.track_grades, track_ids, view.track_valid, view.track_candidates
         ),
     }
     summary = {

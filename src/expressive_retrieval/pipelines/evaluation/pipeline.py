@@ -1,21 +1,22 @@
-"""``evaluation``: score every system and the twins → measure → TREC export, audit kit →
-report → gates."""
+"""``evaluation``: cheap systems → pool (large splits) → oracle and every system's scores,
+the twins → measure → TREC export, audit kit → report → gates."""
 
 from kedro.pipeline import Node, Pipeline
 
 from .audit import ingest_audit_judgements, make_audit_kit
-from .nodes import (
-    evaluation_view,
-    export_trec,
-    measure_systems,
+from .nodes import evaluation_view, export_trec, measure_systems
+from .reporting import assemble_report, enforce_gates, plot_report, render_report
+from .scoring import (
+    pool_view,
     score_frozen_baselines,
     score_oracle,
     score_projections,
+    score_systems,
 )
-from .reporting import assemble_report, enforce_gates, plot_report, render_report
 from .selectivity import score_selectivity
 
-SCORES = ["frozen_system_scores", "oracle_system_scores", "projection_system_scores"]
+SCORES = ["system_scores", "oracle_system_scores"]
+SCORERS = ["frozen_scorers", "projection_scorers"]
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -31,7 +32,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "params:evaluation",
                     "params:checks",
                 ],
-                "evaluation_view",
+                "evaluation_split_view",
                 name="evaluation_view_node",
             ),
             Node(
@@ -40,11 +41,10 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "segments",
                     "clips",
                     "layer_evidence",
-                    "evaluation_view",
+                    "evaluation_split_view",
                     "params:evaluation",
-                    "params:checks",
                 ],
-                "frozen_system_scores",
+                "frozen_scorers",
                 name="score_frozen_baselines_node",
             ),
             Node(
@@ -71,12 +71,11 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "clip_index",
                     "segments",
                     "clips",
-                    "evaluation_view",
+                    "evaluation_split_view",
                     "params:evaluation",
                     "params:projection_retriever.index",
-                    "params:checks",
                 ],
-                "projection_system_scores",
+                "projection_scorers",
                 name="score_projections_node",
             ),
             Node(
@@ -92,12 +91,24 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "projection_ablation_config",
                     "segments",
                     "clips",
-                    "evaluation_view",
+                    "evaluation_split_view",
                     "params:evaluation",
                     "params:checks",
                 ],
                 "selectivity_measurements",
                 name="score_selectivity_node",
+            ),
+            Node(
+                pool_view,
+                ["evaluation_split_view", *SCORERS, "params:evaluation", "params:checks"],
+                "evaluation_view",
+                name="pool_view_node",
+            ),
+            Node(
+                score_systems,
+                ["evaluation_view", *SCORERS, "params:checks"],
+                "system_scores",
+                name="score_systems_node",
             ),
             Node(
                 measure_systems,
