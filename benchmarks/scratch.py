@@ -8,10 +8,12 @@ whose ``conf_source`` is a copy of ``conf/base`` with every ``data/...`` path mo
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
 import yaml
+from kedro.framework.hooks import hook_impl
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -85,9 +87,14 @@ class ScratchProject:
         bootstrap_project(REPO)
         return KedroSession.create(project_path=REPO, conf_source=str(self.conf))
 
-    def run(self, *pipelines: str, **kwargs: Any) -> None:
-        """Run pipelines by name (all of ``__default__`` when none is given)."""
+    def run(self, *pipelines: str, timer: NodeTimer | None = None, **kwargs: Any) -> None:
+        """Run pipelines by name (all of ``__default__`` when none is given).
+
+        A ``timer`` is registered as an extra hook for this run and records node times.
+        """
         with self._session() as session:
+            if timer is not None:
+                session._hook_manager.register(timer)
             session.run(pipeline_names=list(pipelines) or None, **kwargs)
 
     def catalog(self) -> Any:
@@ -103,6 +110,27 @@ class ScratchProject:
         return sorted(p.name for p in path.iterdir()) if path.is_dir() else []
 
 
-def run_pipelines(root: str, pipelines: list[str]) -> None:
-    """Run ``pipelines`` in the scratch project made earlier at ``root`` (for ``measured``)."""
-    ScratchProject(Path(root), create=False).run(*pipelines)
+class NodeTimer:
+    """A Kedro hook that records each node's wall time (seconds, by node name)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._started: dict[str, float] = {}
+
+    @hook_impl
+    def before_node_run(self, node: Any) -> None:
+        self._started[node.name] = time.perf_counter()
+
+    @hook_impl
+    def after_node_run(self, node: Any) -> None:
+        self.seconds[node.name] = round(time.perf_counter() - self._started.pop(node.name), 3)
+
+
+def run_pipelines(root: str, pipelines: list[str]) -> dict[str, float]:
+    """Run ``pipelines`` in the scratch project made earlier at ``root`` (for ``measured``).
+
+    Returns each node's wall time in seconds.
+    """
+    timer = NodeTimer()
+    ScratchProject(Path(root), create=False).run(*pipelines, timer=timer)
+    return timer.seconds
