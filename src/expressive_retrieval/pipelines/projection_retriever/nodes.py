@@ -5,6 +5,8 @@ The test split is measured only by ``evaluation``.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 from collections.abc import Iterator
@@ -13,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from safetensors.torch import save as save_safetensors
 
 from expressive_retrieval.data.segments import SegmentStore, clip_refs
 from expressive_retrieval.datasets import VectorBlocks
@@ -27,6 +30,9 @@ from expressive_retrieval.models import (
 )
 from expressive_retrieval.models.training import listwise_data
 from expressive_retrieval.pipelines._inputs import clip_loader, model_layout, train_on_lists
+from expressive_retrieval.pipelines.projection_retriever.corpus import project_shard
+from expressive_retrieval.scale import ScaleSettings, map_shards, plan_shards, staging_folder
+from expressive_retrieval.scale.files import fingerprints, join, load_npy, write_bytes
 from expressive_retrieval.vectors.aspects import track_vectors
 from expressive_retrieval.vectors.index import (
     VECTORS_CONTENT,
@@ -129,27 +135,46 @@ def project_corpus(
     segments: SegmentStore,
     clips: pd.DataFrame,
     params: dict[str, Any],
+    scale: dict[str, Any],
 ) -> tuple[VectorBlocks, pd.DataFrame]:
-    """Vectors of every clip, streamed from the memory-mapped segments in chunks.
+    """Vectors of every clip, projected per shard of tracks (docs/scale.md).
 
-    Returns a lazy ``VectorBlocks``: the ``clip_vectors`` dataset computes and writes one
-    chunk at a time, so memory stays flat whatever the corpus size. Row ``i`` of the
-    vectors is row ``i`` of ``clip_ids``.
+    Each shard's task reads its tracks' segment files and the head's weights from the
+    step's staging folder and writes a part file; the returned ``VectorBlocks`` streams
+    the parts in order into the ``clip_vectors`` dataset, so memory stays flat whatever
+    the corpus size. Row ``i`` of the vectors is row ``i`` of ``clip_ids``.
     """
-    head = _head(model_state, model_config)
-    refs = clip_refs(clips)
+    settings = ScaleSettings.from_params(scale)
+    weights = save_safetensors(model_state)
+    config = json.dumps(model_config, sort_keys=True)
     chunk = params["corpus"]["chunk_size"]
+    step_key = hashlib.sha256(weights + f"{config}\n{chunk}".encode()).hexdigest()
+    staging = staging_folder(settings.staging, "project_corpus", step_key)
+    context = {
+        "segments": str(segments.root.resolve()),
+        "weights": join(staging, "head.safetensors"),
+        "config": config,
+        "chunk_size": chunk,
+    }
+    write_bytes(context["weights"], weights)
+    refs = clip_refs(clips)
+    names = [track_id for track_id, _, _ in refs]
+    shards = plan_shards(
+        step_key,
+        names,
+        settings.shard_tracks,
+        lambda start, stop: [list(ref) for ref in refs[start:stop]],
+        fingerprints(context["segments"], set(names), ".npy"),
+    )
+    parts = map_shards("project_corpus", project_shard, shards, staging, context, settings)
 
     def blocks() -> Iterator[np.ndarray]:
-        started, done = time.perf_counter(), 0
-        for block in segments.iter_clip_chunks(refs, chunk):
-            yield head.embed_numpy(block)
-            done += len(block)
-        rate = done / max(time.perf_counter() - started, 1e-9)
-        logger.info("Projected %d clips (%.0f clips/s)", done, rate)
+        for part in parts:
+            yield load_npy(part.files[0])
 
     ids = clips[CLIP_ID_COLUMNS].reset_index(drop=True)
-    return VectorBlocks(len(refs), head.config.vector_dim, blocks), ids
+    dim = ProjectionConfig.from_dict(model_config).vector_dim
+    return VectorBlocks(len(refs), dim, blocks), ids
 
 
 def make_track_vectors(
