@@ -22,6 +22,14 @@ def test_shards_hold_whole_runs_of_tracks_in_row_order() -> None:
     assert shards[1].label == "shard 1 (rows 3:7, tracks c..d)"
 
 
+def test_aligned_shards_cut_only_at_multiples_of_the_block() -> None:
+    shards = plan_shards("k", ROWS, 2, lambda a, b: [a, b], align=4)
+    assert [(s.start, s.stop) for s in shards] == [(0, 4), (4, 8)]
+    assert [s.items for s in shards] == [("a", "b", "c"), ("c", "d", "e")]
+    more = plan_shards("k", ROWS, 2, lambda a, b: [a, b], align=4, first_index=len(shards))
+    assert [s.index for s in more] == [2, 3] and more[0].start == 0
+
+
 def test_a_shard_key_changes_with_its_own_inputs_only() -> None:
     before = _plan({"a": "1:1", "c": "1:1"})
     after = _plan({"a": "1:1", "c": "2:2"})  # track c's file changed

@@ -36,15 +36,16 @@ class Shard:
         return f"shard {self.index} (rows {self.start}:{self.stop}, tracks {first}..{last})"
 
 
-def _runs(names: Sequence[str], size: int) -> Iterator[tuple[int, int]]:
-    """Row ranges holding at most ``size`` runs of equal consecutive names each."""
+def _runs(names: Sequence[str], size: int, align: int) -> Iterator[tuple[int, int]]:
+    """Row ranges of about ``size`` runs of equal consecutive names each, cut between two
+    runs, or (``align`` > 1) at any row that is a multiple of ``align``."""
     start, runs = 0, 0
     for row in range(len(names)):
-        if row == 0 or names[row] != names[row - 1]:
-            if runs == size:
-                yield start, row
-                start, runs = row, 0
-            runs += 1
+        new = row == 0 or names[row] != names[row - 1]
+        if row > start and runs >= size and row % align == 0 and (new or align > 1):
+            yield start, row
+            start, runs, new = row, 0, True
+        runs += new
     if len(names):
         yield start, len(names)
 
@@ -55,6 +56,8 @@ def plan_shards(
     size: int,
     payload: Callable[[int, int], Any],
     fingerprints: Mapping[str, str] | None = None,
+    align: int = 1,
+    first_index: int = 0,
 ) -> list[Shard]:
     """Split rows named by ``names`` (a track id per row, rows of a track consecutive) into
     shards of at most ``size`` tracks.
@@ -66,10 +69,14 @@ def plan_shards(
         size: tracks per shard.
         payload: ``(start, stop) -> `` what the shard's task reads (JSON-serialisable).
         fingerprints: ``{track_id: str}`` of each track's input (size and mtime), if any.
+        align: cut only at rows that are multiples of it (then possibly inside a track):
+            a task that works in fixed blocks of rows gets the blocks an unsharded run has.
+        first_index: the first shard's index, when one step plans several corpora (splits)
+            whose shards run together: indexes name manifests and part files.
     """
     fingerprints = fingerprints or {}
     shards = []
-    for index, (start, stop) in enumerate(_runs(names, size)):
+    for index, (start, stop) in enumerate(_runs(names, size, align), start=first_index):
         items = tuple(dict.fromkeys(names[start:stop]))
         content = payload(start, stop)
         key = json.dumps([step_key, content, [fingerprints.get(i, "") for i in items]])
