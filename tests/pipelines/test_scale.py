@@ -74,6 +74,22 @@ def test_project_corpus_on_dask_is_byte_identical(tmp_path: Path) -> None:
     assert local.shape == (30, 2 * 16) and local.tobytes() == on_dask.tobytes()
 
 
+def test_an_existing_cluster_is_used_through_its_address(tmp_path: Path) -> None:
+    from distributed import LocalCluster
+
+    store, clips = _corpus(tmp_path, num_tracks=4)
+    local = _project_vectors(
+        store, clips, {**INPROCESS, "staging": str(tmp_path / "a")}, tmp_path / "a.npy"
+    )
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster:
+        scale = {"shard_tracks": 3, "scheduler_address": cluster.scheduler_address}
+        remote = _project_vectors(
+            store, clips, {**scale, "staging": str(tmp_path / "b")}, tmp_path / "b.npy"
+        )
+        assert cluster.scheduler.status.name == "running"  # left running for the next step
+    assert local.tobytes() == remote.tobytes()
+
+
 def test_worker_processes_read_files_and_match(tmp_path: Path) -> None:
     """Real worker processes: the task and its inputs travel by name and path."""
     store, clips = _corpus(tmp_path, num_tracks=4)
