@@ -108,13 +108,13 @@ def test_a_bad_track_is_named_and_the_fixed_run_resumes(tmp_path: Path) -> None:
     )
     bad = store.path("t04")
     good = bad.read_bytes()
-    bad.write_bytes(b"\x93NUMPY not an array")  # shard 1 holds t03..t05
+    bad.write_bytes(b"\x93NUMPY not an array")  # shard 1 holds t02..t05 (cut at chunks of 4 clips)
     scale = {**DASK, "staging": str(tmp_path / "b")}
     with pytest.raises(ShardsFailed) as failed:
         _project_vectors(store, clips, scale, tmp_path / "b.npy")
     message = str(failed.value)
     assert "project_corpus: 1 of 4 shards failed" in message
-    assert "shard 1 (rows 9:18, tracks t03..t05), track t04: " in message
+    assert "shard 1 (rows 8:16, tracks t02..t05), track t04: ValueError: " in message
     staging = next((tmp_path / "b" / "project_corpus").iterdir())
     finished = {p.name: p.stat().st_mtime_ns for p in staging.glob("part-*.npy")}
     assert sorted(finished) == ["part-00000.npy", "part-00002.npy", "part-00003.npy"]

@@ -9,7 +9,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -129,25 +129,37 @@ def _head(state: dict[str, torch.Tensor], config: dict[str, Any]) -> ProjectionH
     return ProjectionHead.from_state(ProjectionConfig.from_dict(config), state).eval()
 
 
-def project_corpus(
+def _streamed(
+    head: ProjectionHead, segments: SegmentStore, refs: list[tuple[str, int, int]], chunk: int
+) -> Callable[[], Iterator[np.ndarray]]:
+    """Blocks projected in this process as the dataset pulls them."""
+
+    def blocks() -> Iterator[np.ndarray]:
+        started, done = time.perf_counter(), 0
+        for block in segments.iter_clip_chunks(refs, chunk):
+            yield head.embed_numpy(block)
+            done += len(block)
+        rate = done / max(time.perf_counter() - started, 1e-9)
+        logger.info("Projected %d clips (%.0f clips/s)", done, rate)
+
+    return blocks
+
+
+def _sharded(
     model_state: dict[str, torch.Tensor],
     model_config: dict[str, Any],
     segments: SegmentStore,
-    clips: pd.DataFrame,
-    params: dict[str, Any],
-    scale: dict[str, Any],
-) -> tuple[VectorBlocks, pd.DataFrame]:
-    """Vectors of every clip, projected per shard of tracks (docs/scale.md).
+    refs: list[tuple[str, int, int]],
+    chunk: int,
+    settings: ScaleSettings,
+) -> Callable[[], Iterator[np.ndarray]]:
+    """Blocks projected on Dask now, one part file per shard, read back in order.
 
-    Each shard's task reads its tracks' segment files and the head's weights from the
-    step's staging folder and writes a part file; the returned ``VectorBlocks`` streams
-    the parts in order into the ``clip_vectors`` dataset, so memory stays flat whatever
-    the corpus size. Row ``i`` of the vectors is row ``i`` of ``clip_ids``.
+    Shards are cut at multiples of ``chunk`` rows, so every chunk holds the clips it holds
+    in this process: the vectors are the same bytes.
     """
-    settings = ScaleSettings.from_params(scale)
     weights = save_safetensors(model_state)
     config = json.dumps(model_config, sort_keys=True)
-    chunk = params["corpus"]["chunk_size"]
     step_key = hashlib.sha256(weights + f"{config}\n{chunk}".encode()).hexdigest()
     staging = staging_folder(settings.staging, "project_corpus", step_key)
     context = {
@@ -157,7 +169,6 @@ def project_corpus(
         "chunk_size": chunk,
     }
     write_bytes(context["weights"], weights)
-    refs = clip_refs(clips)
     names = [track_id for track_id, _, _ in refs]
     shards = plan_shards(
         step_key,
@@ -165,6 +176,7 @@ def project_corpus(
         settings.shard_tracks,
         lambda start, stop: [list(ref) for ref in refs[start:stop]],
         fingerprints(context["segments"], set(names), ".npy"),
+        align=chunk,
     )
     parts = map_shards("project_corpus", project_shard, shards, staging, context, settings)
 
@@ -172,6 +184,31 @@ def project_corpus(
         for part in parts:
             yield load_npy(part.files[0])
 
+    return blocks
+
+
+def project_corpus(
+    model_state: dict[str, torch.Tensor],
+    model_config: dict[str, Any],
+    segments: SegmentStore,
+    clips: pd.DataFrame,
+    params: dict[str, Any],
+    scale: dict[str, Any],
+) -> tuple[VectorBlocks, pd.DataFrame]:
+    """Vectors of every clip, in chunks of ``corpus.chunk_size`` clips.
+
+    In process (``scale``, docs/scale.md) the ``clip_vectors`` dataset computes and writes
+    one chunk at a time from the memory-mapped segments; on Dask each shard of tracks is
+    projected by a worker into a part file (a re-run skips finished shards) and the
+    dataset streams the parts. Either way memory stays flat whatever the corpus size, and
+    the vectors are the same bytes. Row ``i`` of the vectors is row ``i`` of ``clip_ids``.
+    """
+    settings = ScaleSettings.from_params(scale)
+    refs, chunk = clip_refs(clips), params["corpus"]["chunk_size"]
+    if settings.uses_dask(clips["track_id"].nunique()):
+        blocks = _sharded(model_state, model_config, segments, refs, chunk, settings)
+    else:
+        blocks = _streamed(_head(model_state, model_config), segments, refs, chunk)
     ids = clips[CLIP_ID_COLUMNS].reset_index(drop=True)
     dim = ProjectionConfig.from_dict(model_config).vector_dim
     return VectorBlocks(len(refs), dim, blocks), ids
