@@ -28,6 +28,7 @@ import pandas as pd
 from benchmarks.harness import measured, write_result
 
 TARGET = 1.15
+STEPS = ("project_corpus", "audio_features")
 BACKENDS = {
     "inprocess": {"backend": "inprocess"},
     "dask": {"backend": "dask", "workers": 2, "threads_per_worker": 1},  # threads (default)
@@ -122,23 +123,25 @@ def _compare(runs: dict[str, dict]) -> dict[str, Any]:
     return figures
 
 
-def main(scales: tuple[int, ...] = (1, 10)) -> None:
-    figures: dict[str, Any] = {"project_corpus": {}, "audio_features": {}}
+def main(scales: tuple[int, ...] = (1, 10), steps: tuple[str, ...] = STEPS) -> None:
+    figures: dict[str, Any] = {step: {} for step in steps}
     for scale in scales:
-        with tempfile.TemporaryDirectory() as root:
-            clips = write_corpus(root, TRACKS * scale)
-            runs = {
-                b: measured("benchmarks.bench_scale:project", root=root, backend=b)
-                for b in BACKENDS
-            }
-            figures["project_corpus"][f"{scale}x"] = {"clips": clips, **_compare(runs)}
-        with tempfile.TemporaryDirectory() as root:
-            tracks = AUDIO_TRACKS * scale
-            runs = {
-                b: measured("benchmarks.bench_scale:audio", root=root, tracks=tracks, backend=b)
-                for b in ("inprocess", "dask")  # worker processes: see project_corpus
-            }
-            figures["audio_features"][f"{scale}x"] = {"tracks": tracks, **_compare(runs)}
+        if "project_corpus" in steps:
+            with tempfile.TemporaryDirectory() as root:
+                clips = write_corpus(root, TRACKS * scale)
+                runs = {
+                    b: measured("benchmarks.bench_scale:project", root=root, backend=b)
+                    for b in BACKENDS
+                }
+                figures["project_corpus"][f"{scale}x"] = {"clips": clips, **_compare(runs)}
+        if "audio_features" in steps:
+            with tempfile.TemporaryDirectory() as root:
+                tracks = AUDIO_TRACKS * scale
+                runs = {
+                    b: measured("benchmarks.bench_scale:audio", root=root, tracks=tracks, backend=b)
+                    for b in ("inprocess", "dask")  # worker processes: see project_corpus
+                }
+                figures["audio_features"][f"{scale}x"] = {"tracks": tracks, **_compare(runs)}
     ratios = [f["dask_over_inprocess"] for step in figures.values() for f in step.values()]
     same = all(
         v
@@ -158,5 +161,9 @@ def main(scales: tuple[int, ...] = (1, 10)) -> None:
     )
 
 
-if __name__ == "__main__":
-    main(tuple(int(s) for s in sys.argv[1:]) or (1, 10))
+if __name__ == "__main__":  # python -m benchmarks.bench_scale [step ...] [scale ...]
+    args = sys.argv[1:]
+    main(
+        tuple(int(a) for a in args if a.isdigit()) or (1, 10),
+        tuple(a for a in args if not a.isdigit()) or STEPS,
+    )
