@@ -17,6 +17,7 @@ BENCHMARKS = [
     "distillation",
     "evaluation",
     "serving",
+    "scale",
 ]
 
 

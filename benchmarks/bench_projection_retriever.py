@@ -51,7 +51,8 @@ def project_and_index(root: str) -> dict[str, float]:
     clips, segments = catalog.load("clips"), catalog.load("segments")
     layout = catalog.load("dataset_version")["embedding"]
     head = ProjectionHead(_config(ProjectionConfig, layout["L"], layout["D"]))
-    blocks, _ = project_corpus(head.state_dict(), head.config.to_dict(), segments, clips, PARAMS)
+    state, config, scale = head.state_dict(), head.config.to_dict(), catalog.load("params:scale")
+    blocks, _ = project_corpus(state, config, segments, clips, PARAMS, scale)
     path = Path(root) / "bench_vectors.npy"
     VectorsDataset(str(path)).save(blocks)
     vectors = VectorsDataset(str(path)).load()

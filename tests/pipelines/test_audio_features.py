@@ -180,16 +180,16 @@ def _params(project: ScratchProject) -> dict:
 
 def test_unchanged_tracks_are_not_recomputed(audio_project: ScratchProject) -> None:
     recordings = write_recordings(audio_project, groups=2)
-    params = _params(audio_project)
+    params, scale = _params(audio_project), audio_project.catalog().load("params:scale")
     cache = Path(params["files"]["cache"])
-    extract_audio_features(recordings, params)
+    extract_audio_features(recordings, params, scale)
     written = {t: (cache / t / "meta.json").stat().st_mtime_ns for t in recordings["track_id"]}
     audio = audio_project.data / "01_raw" / "audio"
     soundfile.write(audio / "trk10.flac", note_train(6.3, 97), RATE)  # one recording changes
-    tracks, *_ = extract_audio_features(recordings, params)
+    tracks, *_ = extract_audio_features(recordings, params, scale)
     again = {t: (cache / t / "meta.json").stat().st_mtime_ns for t in recordings["track_id"]}
     assert [t for t in written if written[t] != again[t]] == ["trk10"]
-    changed = extract_audio_features(recordings, {**params, "segment_seconds": 2.0})
+    changed = extract_audio_features(recordings, {**params, "segment_seconds": 2.0}, scale)
     assert changed[1]["trk00"]().shape[0] == 3  # new settings: measured again
     assert tracks["audio_sha256"].nunique() == len(tracks)
 

@@ -53,9 +53,9 @@ def project_and_index(root: str) -> int:
     head = ProjectionHead(config)
     clips = pd.read_parquet(Path(root) / "clips.parquet")
     params = {"corpus": {"chunk_size": 64}}
-    blocks, _ = project_corpus(
-        head.state_dict(), config.to_dict(), SegmentStore(Path(root) / "segments"), clips, params
-    )
+    scale = {"backend": "inprocess", "staging": str(Path(root) / "staging")}
+    segments = SegmentStore(Path(root) / "segments")
+    blocks, _ = project_corpus(head.state_dict(), config.to_dict(), segments, clips, params, scale)
     path = str(Path(root) / "vectors.npy")
     VectorsDataset(path).save(blocks)
     vectors = VectorsDataset(path).load()

@@ -72,18 +72,44 @@ class FeatureCache:
         self.root = Path(root)
         self.key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
 
-    def get(self, track_id: str, audio_sha256: str) -> TrackFeatures | None:
+    def _read(self, track_id: str) -> TrackFeatures | None:
+        """The track's entry when it was written with these settings, else None."""
         folder = self.root / track_id
         try:
             meta = json.loads((folder / "meta.json").read_text())
         except (OSError, ValueError):
             return None
-        if meta.get("settings") != self.key or meta.get("audio_sha256") != audio_sha256:
+        if meta.get("settings") != self.key:
             return None
         proxies = np.load(folder / "proxies.npy", allow_pickle=False)
         return TrackFeatures(
-            folder / "segments.npy", proxies, float(meta["duration_s"]), audio_sha256
+            folder / "segments.npy", proxies, float(meta["duration_s"]), meta["audio_sha256"]
         )
+
+    def get(self, track_id: str, audio_sha256: str) -> TrackFeatures | None:
+        """The track's entry when it holds this audio and these settings, else None."""
+        found = self._read(track_id)
+        return found if found is not None and found.audio_sha256 == audio_sha256 else None
+
+    def entry(self, track_id: str) -> TrackFeatures:
+        """The track's entry as a worker wrote it, whatever its audio.
+
+        Raises:
+            FileNotFoundError: no entry, or one made with other settings (a worker with
+                other library versions or another model folder).
+        """
+        found = self._read(track_id)
+        if found is None:
+            raise FileNotFoundError(
+                f"{self.root / track_id}: no features made with this run's settings (are the "
+                "workers' library versions and model folder those of this process?)"
+            )
+        return found
+
+    def files(self, track_id: str) -> list[str]:
+        """The entry's files, meta last."""
+        folder = self.root / track_id
+        return [str(folder / name) for name in ("segments.npy", "proxies.npy", "meta.json")]
 
     def put(
         self,

@@ -4,65 +4,84 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from expressive_retrieval.audio.decode import AudioError, Segmentation
 from expressive_retrieval.audio.embedding import AudioEmbedder
 from expressive_retrieval.audio.extraction import (
     FeatureCache,
     TrackFeatures,
-    extract_track,
     extraction_record,
     settings_of,
 )
 from expressive_retrieval.audio.proxies import PROXY_COLUMNS
 from expressive_retrieval.audio.recordings import REQUIRED_COLUMNS, check_recordings
+from expressive_retrieval.audio.shards import embedder as shard_embedder
+from expressive_retrieval.audio.shards import extract_shard
 from expressive_retrieval.data.contract import InputContractError, Violation
 from expressive_retrieval.data.contract.discovery import DISCOVERY_SCHEMA_VERSION
-from expressive_retrieval.vectors.integrity import sha256_file
+from expressive_retrieval.scale import (
+    ScaleSettings,
+    ShardsFailed,
+    map_shards,
+    plan_shards,
+    staging_folder,
+)
+from expressive_retrieval.scale.files import stamp
 
 logger = logging.getLogger(__name__)
 
 
 def _features(
     paths: dict[str, Path],
-    embedder: AudioEmbedder,
+    model: AudioEmbedder,
     segmentation: Segmentation,
     params: dict[str, Any],
+    settings: ScaleSettings,
 ) -> dict[str, TrackFeatures]:
-    """Every track's features, from the cache or measured now; all failures at once."""
-    cache = FeatureCache(params["files"]["cache"], settings_of(embedder, segmentation))
-    features, failures, reused = {}, [], 0
-    for track_id, path in tqdm(
-        paths.items(), desc="audio_features", disable=not params["progress"]
-    ):
-        digest = sha256_file(path)
-        cached = cache.get(track_id, digest)
-        if cached is not None:
-            features[track_id], reused = cached, reused + 1
-            continue
-        try:
-            segments, proxies, duration = extract_track(
-                path, embedder, segmentation, params["batch_segments"]
-            )
-        except AudioError as error:
-            failures.append(Violation(str(path), "audio.decode", (track_id,), str(error)))
-            continue
-        features[track_id] = cache.put(track_id, digest, segments, proxies, duration)
-    logger.info("audio_features: %d tracks measured, %d reused", len(features) - reused, reused)
-    if failures:
-        raise InputContractError(failures)
-    return features
+    """Every track's features, per shard of tracks; every bad recording at once."""
+    cache = FeatureCache(params["files"]["cache"], settings_of(model, segmentation))
+    context = {
+        "model": params["model"],  # as given: recorded in extraction, and the process's key
+        "device": params["device"],
+        "trust_remote_code": params["trust_remote_code"],
+        "weights_sha256": model.weights_sha256,
+        "segmentation": asdict(segmentation),
+        "batch_segments": params["batch_segments"],
+        "cache": str(cache.root.resolve()),
+        "progress": params["progress"],
+    }
+    names = list(paths)
+    shards = plan_shards(
+        cache.key,
+        names,
+        settings.shard_tracks,
+        lambda start, stop: [[t, str(paths[t].resolve())] for t in names[start:stop]],
+        {t: stamp(str(p)) for t, p in paths.items()},
+    )
+    staging = staging_folder(settings.staging, "audio_features", cache.key)
+    try:
+        map_shards("audio_features", extract_shard, shards, staging, context, settings)
+    except ShardsFailed as error:
+        if any(f.kind != AudioError.__name__ for f in error.failures):
+            raise
+        raise InputContractError(
+            [
+                Violation(str(paths[f.item]), "audio.decode", (f.item,), f"{f.message} ({f.label})")
+                for f in error.failures
+            ]
+        ) from error
+    return {track_id: cache.entry(track_id) for track_id in names}
 
 
 def extract_audio_features(
-    recordings: pd.DataFrame, params: dict[str, Any]
+    recordings: pd.DataFrame, params: dict[str, Any], scale: dict[str, Any]
 ) -> tuple[pd.DataFrame, dict[str, Callable[[], np.ndarray]], pd.DataFrame, dict, dict]:
     """Decode, embed and measure every recording: the four raw entries and ``extraction``.
 
@@ -70,6 +89,7 @@ def extract_audio_features(
         recordings: ``track_id``, ``artist_id``, ``work_id``, ``path`` (relative to the audio
             folder); other columns are carried into ``tracks``.
         params: ``params:audio_features``.
+        scale: ``params:scale``: where the shards of tracks are embedded (docs/scale.md).
 
     Returns:
         ``tracks`` (with the measured ``duration_s`` and ``audio_sha256``), ``segments``
@@ -87,11 +107,11 @@ def extract_audio_features(
     paths = check_recordings(
         recordings, files["recordings"], files["folder"], params["min_last_segment_seconds"]
     )
-    embedder = AudioEmbedder(params["model"], params["device"], params["trust_remote_code"])
+    embedder = shard_embedder(params["model"], params["device"], params["trust_remote_code"])
     segmentation = Segmentation(
         embedder.sample_rate, params["segment_seconds"], params["min_last_segment_seconds"]
     )
-    features = _features(paths, embedder, segmentation, params)
+    features = _features(paths, embedder, segmentation, params, ScaleSettings.from_params(scale))
     tracks = recordings.copy()
     tracks["track_id"] = tracks["track_id"].astype(str)
     tracks["duration_s"] = [features[t].duration_s for t in tracks["track_id"]]

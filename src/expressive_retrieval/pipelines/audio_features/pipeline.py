@@ -10,7 +10,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 extract_audio_features,
-                ["recordings", "params:audio_features"],
+                ["recordings", "params:audio_features", "params:scale"],
                 ["tracks", "segments", "proxy_targets", "discovery", "extraction"],
                 name="extract_audio_features_node",
             )

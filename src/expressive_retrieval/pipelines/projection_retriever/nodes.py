@@ -5,14 +5,17 @@ The test split is measured only by ``evaluation``.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
+from safetensors.torch import save as save_safetensors
 
 from expressive_retrieval.data.segments import SegmentStore, clip_refs
 from expressive_retrieval.datasets import VectorBlocks
@@ -27,6 +30,9 @@ from expressive_retrieval.models import (
 )
 from expressive_retrieval.models.training import listwise_data
 from expressive_retrieval.pipelines._inputs import clip_loader, model_layout, train_on_lists
+from expressive_retrieval.pipelines.projection_retriever.corpus import project_shard
+from expressive_retrieval.scale import ScaleSettings, map_shards, plan_shards, staging_folder
+from expressive_retrieval.scale.files import fingerprints, join, load_npy, write_bytes
 from expressive_retrieval.vectors.aspects import track_vectors
 from expressive_retrieval.vectors.index import (
     VECTORS_CONTENT,
@@ -123,22 +129,10 @@ def _head(state: dict[str, torch.Tensor], config: dict[str, Any]) -> ProjectionH
     return ProjectionHead.from_state(ProjectionConfig.from_dict(config), state).eval()
 
 
-def project_corpus(
-    model_state: dict[str, torch.Tensor],
-    model_config: dict[str, Any],
-    segments: SegmentStore,
-    clips: pd.DataFrame,
-    params: dict[str, Any],
-) -> tuple[VectorBlocks, pd.DataFrame]:
-    """Vectors of every clip, streamed from the memory-mapped segments in chunks.
-
-    Returns a lazy ``VectorBlocks``: the ``clip_vectors`` dataset computes and writes one
-    chunk at a time, so memory stays flat whatever the corpus size. Row ``i`` of the
-    vectors is row ``i`` of ``clip_ids``.
-    """
-    head = _head(model_state, model_config)
-    refs = clip_refs(clips)
-    chunk = params["corpus"]["chunk_size"]
+def _streamed(
+    head: ProjectionHead, segments: SegmentStore, refs: list[tuple[str, int, int]], chunk: int
+) -> Callable[[], Iterator[np.ndarray]]:
+    """Blocks projected in this process as the dataset pulls them."""
 
     def blocks() -> Iterator[np.ndarray]:
         started, done = time.perf_counter(), 0
@@ -148,8 +142,76 @@ def project_corpus(
         rate = done / max(time.perf_counter() - started, 1e-9)
         logger.info("Projected %d clips (%.0f clips/s)", done, rate)
 
+    return blocks
+
+
+def _sharded(
+    model_state: dict[str, torch.Tensor],
+    model_config: dict[str, Any],
+    segments: SegmentStore,
+    refs: list[tuple[str, int, int]],
+    chunk: int,
+    settings: ScaleSettings,
+) -> Callable[[], Iterator[np.ndarray]]:
+    """Blocks projected on Dask now, one part file per shard, read back in order.
+
+    Shards are cut at multiples of ``chunk`` rows, so every chunk holds the clips it holds
+    in this process: the vectors are the same bytes.
+    """
+    weights = save_safetensors(model_state)
+    config = json.dumps(model_config, sort_keys=True)
+    step_key = hashlib.sha256(weights + f"{config}\n{chunk}".encode()).hexdigest()
+    staging = staging_folder(settings.staging, "project_corpus", step_key)
+    context = {
+        "segments": str(segments.root.resolve()),
+        "weights": join(staging, "head.safetensors"),
+        "config": config,
+        "chunk_size": chunk,
+    }
+    write_bytes(context["weights"], weights)
+    names = [track_id for track_id, _, _ in refs]
+    shards = plan_shards(
+        step_key,
+        names,
+        settings.shard_tracks,
+        lambda start, stop: [list(ref) for ref in refs[start:stop]],
+        fingerprints(context["segments"], set(names), ".npy"),
+        align=chunk,
+    )
+    parts = map_shards("project_corpus", project_shard, shards, staging, context, settings)
+
+    def blocks() -> Iterator[np.ndarray]:
+        for part in parts:
+            yield load_npy(part.files[0])
+
+    return blocks
+
+
+def project_corpus(
+    model_state: dict[str, torch.Tensor],
+    model_config: dict[str, Any],
+    segments: SegmentStore,
+    clips: pd.DataFrame,
+    params: dict[str, Any],
+    scale: dict[str, Any],
+) -> tuple[VectorBlocks, pd.DataFrame]:
+    """Vectors of every clip, in chunks of ``corpus.chunk_size`` clips.
+
+    In process (``scale``, docs/scale.md) the ``clip_vectors`` dataset computes and writes
+    one chunk at a time from the memory-mapped segments; on Dask each shard of tracks is
+    projected by a worker into a part file (a re-run skips finished shards) and the
+    dataset streams the parts. Either way memory stays flat whatever the corpus size, and
+    the vectors are the same bytes. Row ``i`` of the vectors is row ``i`` of ``clip_ids``.
+    """
+    settings = ScaleSettings.from_params(scale)
+    refs, chunk = clip_refs(clips), params["corpus"]["chunk_size"]
+    if settings.uses_dask(clips["track_id"].nunique()):
+        blocks = _sharded(model_state, model_config, segments, refs, chunk, settings)
+    else:
+        blocks = _streamed(_head(model_state, model_config), segments, refs, chunk)
     ids = clips[CLIP_ID_COLUMNS].reset_index(drop=True)
-    return VectorBlocks(len(refs), head.config.vector_dim, blocks), ids
+    dim = ProjectionConfig.from_dict(model_config).vector_dim
+    return VectorBlocks(len(refs), dim, blocks), ids
 
 
 def make_track_vectors(

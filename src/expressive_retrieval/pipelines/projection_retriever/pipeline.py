@@ -52,6 +52,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "segments",
                     "clips",
                     "params:projection_retriever",
+                    "params:scale",
                 ],
                 ["clip_vectors", "clip_ids"],
                 name="project_corpus_node",
