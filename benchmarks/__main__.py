@@ -18,6 +18,7 @@ BENCHMARKS = [
     "evaluation",
     "serving",
     "scale",
+    "catalogue_scale",
 ]
 
 
