@@ -103,6 +103,7 @@ class ScratchProject:
         return sorted(p.name for p in path.iterdir()) if path.is_dir() else []
 
 
-def run_pipelines(root: str, pipelines: list[str]) -> None:
-    """Run ``pipelines`` in the scratch project made earlier at ``root`` (for ``measured``)."""
-    ScratchProject(Path(root), create=False).run(*pipelines)
+def run_pipelines(root: str, pipelines: list[str], to_nodes: list[str] | None = None) -> None:
+    """Run ``pipelines`` (up to ``to_nodes``, if given) in the scratch project made earlier
+    at ``root`` (for ``measured``)."""
+    ScratchProject(Path(root), create=False).run(*pipelines, to_nodes=to_nodes)
