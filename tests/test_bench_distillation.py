@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks.bench_distillation import paired_difference, unit_scores
+from benchmarks.bench_distillation import paired_difference, render_table, unit_scores
 
 
 def _per_query() -> pd.DataFrame:
@@ -45,3 +45,18 @@ def test_paired_difference_of_unit_means_with_its_group_interval() -> None:
         units.assign(b=units["a"] - 0.02), "a", "b", {"resamples": 200, "seed": 0}
     )
     assert small["mean_diff"] == pytest.approx(0.02) and not small["met"]
+
+
+def test_the_table_shows_each_world_task_means_and_differences() -> None:
+    task = {
+        "unit_means": {"oracle": 0.6, "projection_distilled": 0.55, "projection": 0.54},
+        "differences": [
+            {"mean_diff": 0.05, "low": 0.01, "high": 0.09, "met": True},
+            {"mean_diff": 0.01, "low": -0.02, "high": 0.04, "met": False},
+        ],
+    }
+    table = render_table({"worlds": {"default": {"tasks": {"clip_to_clip": task}}}})
+    assert table.splitlines()[-1] == (
+        "| `default` | clip→clip | 0.600 | 0.550 | 0.540 | +0.050 [+0.010, +0.090] met "
+        "| +0.010 [-0.020, +0.040] **not met** |"
+    )
