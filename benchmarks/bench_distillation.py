@@ -13,9 +13,10 @@ groups, ``checks.uncertainty.unit``): each unit's mean per seed, averaged over t
 the project's group bootstrap (``Resampler``) then gives the paired interval of the
 difference of the unit means.
 
-``DISTILLATION_QUICK=<world>`` runs that world with one seed (a smoke check) and writes
-``distillation_quick.json``. ``python -m benchmarks.bench_distillation table [json]``
-prints the markdown table of a result (docs/benchmarks.md).
+``DISTILLATION_WORLDS=a,b`` runs those worlds only (writes ``distillation_a_b.json``, so
+worlds can run side by side) and ``DISTILLATION_QUICK=1`` one seed (a smoke check, adds
+``_quick``). ``python -m benchmarks.bench_distillation table [json ...]`` prints the
+markdown table of the worlds of one or more results (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -166,13 +167,13 @@ def run_world(root: Path, overrides: dict[str, Any], seeds: tuple[int, ...]) -> 
     }
 
 
-def render_table(result: dict[str, Any]) -> str:
-    """Markdown table of a result: unit means, differences with intervals, targets met."""
+def render_table(results: list[dict[str, Any]]) -> str:
+    """Markdown table of the worlds of ``results``: unit means, differences, targets met."""
     lines = [
         "| world | task | oracle | distilled | plain | oracle − distilled | distilled − plain |",
         "|---|---|---|---|---|---|---|",
     ]
-    for world, found in result["worlds"].items():
+    for world, found in ((w, f) for r in results for w, f in r["worlds"].items()):
         for task, t in found["tasks"].items():
             means = " | ".join(f"{t['unit_means'][s]:.3f}" for s in SYSTEMS)
             diffs = " | ".join(
@@ -185,33 +186,36 @@ def render_table(result: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    quick = os.environ.get("DISTILLATION_QUICK")
-    if quick and quick not in WORLDS:
-        sys.exit(f"DISTILLATION_QUICK={quick!r}: choose a world from {sorted(WORLDS)}")
-    worlds = {quick: WORLDS[quick]} if quick else WORLDS
+    chosen = os.environ.get("DISTILLATION_WORLDS", ",".join(WORLDS)).split(",")
+    unknown = sorted(set(chosen) - set(WORLDS))
+    if unknown:
+        sys.exit(f"DISTILLATION_WORLDS: unknown world(s) {unknown}; choose from {list(WORLDS)}")
+    quick = os.environ.get("DISTILLATION_QUICK") == "1"
     seeds = TRAINING_SEEDS[:1] if quick else TRAINING_SEEDS
+    name = "_".join(["distillation", *([] if chosen == list(WORLDS) else chosen)])
+    name += "_quick" if quick else ""
     found: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, overrides in worlds.items():  # the result is rewritten after each world
-            found[name] = run_world(Path(tmp) / name, overrides, seeds)
+        for world in chosen:  # the result is rewritten after each world
+            found[world] = run_world(Path(tmp) / world, WORLDS[world], seeds)
             write_result(
-                "distillation_quick" if quick else "distillation",
+                name,
                 {
                     "seeds": list(seeds),
                     "metric": METRIC,
                     "targets": {f"{a}_minus_{b}_min": MIN_GAIN for a, b in PAIRS}
                     | {"interval_excludes_0": True},
                     "worlds": found,
-                    "worlds_pending": [w for w in worlds if w not in found],
+                    "worlds_pending": [w for w in chosen if w not in found],
                     "passed": all(w["passed"] for w in found.values())
-                    and found.keys() == worlds.keys(),
+                    and len(found) == len(chosen),
                 },
             )
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["table"]:
-        path = Path(sys.argv[2]) if len(sys.argv) > 2 else RESULTS / "distillation.json"
-        print(render_table(json.loads(path.read_text())))
+        paths = [Path(p) for p in sys.argv[2:]] or [RESULTS / "distillation.json"]
+        print(render_table([json.loads(path.read_text()) for path in paths]))
     else:
         main()

@@ -55,7 +55,7 @@ def test_the_table_shows_each_world_task_means_and_differences() -> None:
             {"mean_diff": 0.01, "low": -0.02, "high": 0.04, "met": False},
         ],
     }
-    table = render_table({"worlds": {"default": {"tasks": {"clip_to_clip": task}}}})
+    table = render_table([{"worlds": {"default": {"tasks": {"clip_to_clip": task}}}}])
     assert table.splitlines()[-1] == (
         "| `default` | clip→clip | 0.600 | 0.550 | 0.540 | +0.050 [+0.010, +0.090] met "
         "| +0.010 [-0.020, +0.040] **not met** |"
