@@ -126,11 +126,11 @@ class NodeTimer:
         self.seconds[node.name] = round(time.perf_counter() - self._started.pop(node.name), 3)
 
 
-def run_pipelines(root: str, pipelines: list[str]) -> dict[str, float]:
-    """Run ``pipelines`` in the scratch project made earlier at ``root`` (for ``measured``).
-
-    Returns each node's wall time in seconds.
-    """
+def run_pipelines(
+    root: str, pipelines: list[str], to_nodes: list[str] | None = None
+) -> dict[str, float]:
+    """Run ``pipelines`` (up to ``to_nodes``, if given) in the scratch project made earlier
+    at ``root`` (for ``measured``); each node's wall time in seconds."""
     timer = NodeTimer()
-    ScratchProject(Path(root), create=False).run(*pipelines, timer=timer)
+    ScratchProject(Path(root), create=False).run(*pipelines, timer=timer, to_nodes=to_nodes)
     return timer.seconds
