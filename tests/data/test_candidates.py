@@ -56,6 +56,16 @@ def _recall(found: list[np.ndarray], truth: list[np.ndarray]) -> float:
     return hits / sum(len(t) for t in truth)
 
 
+def test_kernel_features_approximate_the_combined_target() -> None:
+    z, _, _ = _world(num_tracks=40)
+    model = _model()
+    embedded = model.kernel_features(z, 512, seed=3)
+    assert embedded.shape == (len(z), 5 * 512)
+    combined = model.combined(model.targets(z[:50], z))
+    error = np.abs(embedded[:50] @ embedded.T - combined)
+    assert error.mean() < 0.03 and error.max() < 0.2, (error.mean(), error.max())
+
+
 def test_auto_search_switches_at_ann_above() -> None:
     cfg = PAIRS | {"candidate_search": "auto", "ann_above": 100}
     assert candidate_search(100, cfg) == "exact"

@@ -7,7 +7,7 @@ nearest in frozen cosine), then random clips up to ``candidates_per_query``, see
 
 - ``exact`` compares every query with every clip of its split, in blocks of about
   ``pair_block`` (query, clip) pairs: flat memory, quadratic work. The reference.
-- ``ann`` asks two FAISS inner-product indexes over the split: one over
+- ``ann`` asks two FAISS indexes over the split: one over
   ``RelevanceModel.kernel_features`` (random Fourier features of the standardised proxy
   features, whose inner product approximates the combined target) for ``ann.nearest_pool``
   clips, one over the frozen vectors for ``ann.negative_pool`` clips. Targets are then
@@ -16,8 +16,9 @@ nearest in frozen cosine), then random clips up to ``candidates_per_query``, see
   enough (a query that finds too few asks for four times as many, up to the whole
   split). Random clips are drawn by rejection, never through a ``[Q, N]`` matrix. The
   indexes are IVF with ``inverted_lists(n)`` (about ``2·sqrt(n)``) lists of which
-  ``ann.nprobe`` are searched, so a query costs ``O(sqrt(n))``; a flat (exact) index
-  where IVF would search every list.
+  ``ann.nprobe`` are searched, so a query costs ``O(sqrt(n))``; flat (exact) where IVF
+  would search every list, and for the frozen vectors up to ``ann.exact_cosine_up_to``
+  clips (docs/labels_and_splits.md says why).
 
 ``label_queries`` labels any shard of one split's queries: a pure function of the
 split's ``SplitClips``, the shard, the relevance model, the parameters and the seed.
@@ -26,7 +27,7 @@ split's ``SplitClips``, the shard, the relevance model, the parameters and the s
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 import faiss
@@ -63,8 +64,8 @@ class SplitClips:
     frozen: np.ndarray  # [n, D] unit-norm frozen vectors
     tracks: np.ndarray  # [n] track code of each clip
     track_sizes: np.ndarray  # [tracks] clips per track code
-    expression: faiss.Index | None = None  # inner product over kernel_features(z)
-    cosine: faiss.Index | None = None  # inner product over frozen
+    expression: faiss.Index | None = None  # over kernel_features(z)
+    cosine: faiss.Index | None = None  # over frozen
 
     @property
     def search(self) -> str:
@@ -121,16 +122,11 @@ def split_clips(
     if candidate_search(len(rows), cfg) == "exact":
         return split
     ann = cfg["ann"]
-    return SplitClips(
-        rows,
-        z_split,
-        frozen_split,
-        codes,
-        split.track_sizes,
-        _index(
-            model.kernel_features(z_split, ann["kernel_features"], seed), ann["nprobe"], 0, seed
-        ),
-        _index(frozen_split, ann["nprobe"], ann["exact_cosine_up_to"], seed),
+    embedded = model.kernel_features(z_split, ann["kernel_features"], seed)
+    return replace(
+        split,
+        expression=_index(embedded, ann["nprobe"], 0, seed),
+        cosine=_index(frozen_split, ann["nprobe"], ann["exact_cosine_up_to"], seed),
     )
 
 
