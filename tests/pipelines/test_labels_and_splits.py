@@ -381,3 +381,21 @@ def test_cli_exits_non_zero_with_a_clear_message(make_project) -> None:
     output = result.stdout + result.stderr
     assert "tracks.parquet [track_id.unique]" in output and "trk00000" in output
     assert project.versions("clips") == []
+
+
+def test_nearest_neighbour_labels_pass_the_label_suites(make_project) -> None:
+    ann = {"candidate_search": "ann", "ann": {"nprobe": 1}}  # IVF even on this small world
+    project = make_project({"labels_and_splits": {"pairs": ann}})
+    project.run("synthetic_data", "labels_and_splits")  # publish_labels refuses failed suites
+    assert project.load("labels_validation")["success"]
+    clips, pairs = project.load("clips"), project.load("pairs")
+    split_of, track_of = (clips.set_index("clip_id")[c] for c in ("split", "track_id"))
+    assert (pairs["query_clip_id"].map(split_of) == pairs["candidate_clip_id"].map(split_of)).all()
+    assert (pairs["query_clip_id"].map(track_of) != pairs["candidate_clip_id"].map(track_of)).all()
+    # Every query gets its full list, or every clip of other tracks in a small split.
+    others = clips.groupby("split")["clip_id"].transform("size") - clips.groupby("track_id")[
+        "clip_id"
+    ].transform("size")
+    expected = others.clip(upper=32).set_axis(clips["clip_id"])
+    sizes = pairs.groupby("query_clip_id").size()
+    assert (sizes == expected.loc[sizes.index]).all() and len(project.load("triples"))

@@ -152,10 +152,38 @@ class RelevanceModel:
         ``candidates`` is ``[N, F]`` (shared by every query) or ``[Q, N, F]`` (one list per query).
         """
         shared = candidates[None] if candidates.ndim == 2 else candidates
-        diff2 = (query[:, None, :] - shared) ** 2  # [Q, N, F]
+        return self._similarity((query[:, None, :] - shared) ** 2)
+
+    def kernel_features(self, features: np.ndarray, dim: int, seed: int) -> np.ndarray:
+        """Random Fourier features ``[n, A·dim]`` whose inner products approximate ``combined``.
+
+        Each aspect's Gaussian target is ``E[φ_a(q)·φ_a(c)]`` for ``φ_a(x) = sqrt(2/dim)
+        cos(W x_a + u)``, ``W ~ N(0, 1/(count_a·bandwidth²))``, ``u ~ U(0, 2π)`` (Rahimi and
+        Recht, "Random Features for Large-Scale Kernel Machines", 2007); scaling ``φ_a`` by
+        ``sqrt(w_a / sum(w))`` makes the inner product the weighted mean. Error ~ 1/sqrt(dim).
+
+        Args:
+            features: ``[n, F]`` standardised features.
+            dim: random features per aspect.
+            seed: draws ``W`` and ``u``; the same seed embeds queries and candidates alike.
+        """
+        rng = np.random.default_rng(seed)
+        index = np.asarray(self.feature_aspect)
+        weights = np.asarray(self.weights, dtype=np.float64) / sum(self.weights)
+        parts = []
+        for a in range(len(self.aspects)):
+            columns = features[:, index == a].astype(np.float64)
+            sigma = np.sqrt(columns.shape[1]) * self.bandwidth
+            projection = rng.normal(size=(columns.shape[1], dim)) / sigma
+            phase = rng.uniform(0, 2 * np.pi, dim)
+            parts.append(np.sqrt(2 * weights[a] / dim) * np.cos(columns @ projection + phase))
+        return np.concatenate(parts, axis=1).astype(np.float32)
+
+    def _similarity(self, diff2: np.ndarray) -> np.ndarray:
+        """Per-aspect targets ``[..., A]`` from squared feature differences ``[..., F]``."""
         index = np.asarray(self.feature_aspect)
         counts = np.bincount(index, minlength=len(self.aspects)).astype(np.float32)
-        per_aspect = np.zeros((*diff2.shape[:2], len(self.aspects)), dtype=np.float32)
+        per_aspect = np.zeros((*diff2.shape[:-1], len(self.aspects)), dtype=np.float32)
         for a in range(len(self.aspects)):  # a few aspects; the [Q, N] work is vectorised
             per_aspect[..., a] = diff2[..., index == a].sum(axis=-1) / counts[a]
         return np.exp(-per_aspect / (2 * self.bandwidth**2))

@@ -109,6 +109,7 @@ def build_index(
     search_params: dict[str, float] | None = None,
     train_size: int = 100_000,
     seed: int = 0,
+    metric: int = faiss.METRIC_INNER_PRODUCT,
 ) -> faiss.Index:
     """An inner-product index from ``faiss.index_factory`` holding ``vectors`` as rows 0..n-1.
 
@@ -118,9 +119,9 @@ def build_index(
     drawn with ``seed`` from an array, or the first ``train_size`` vectors of a stream
     (a stream is read once, so it should come in an order that does not bias its head,
     e.g. shuffled shards). ``search_params`` (``{"nprobe": 16}``, ``{"efSearch": 64}``)
-    are then applied.
+    are then applied. ``metric`` may name another FAISS metric (``faiss.METRIC_L2``).
     """
-    index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+    index = faiss.index_factory(dim, factory, metric)
     if index.is_trained:
         blocks = _blocks(vectors, dim)
     else:
@@ -150,11 +151,16 @@ def index_config(
     return large_index_config(num_vectors, dim, params["large"])
 
 
+def inverted_lists(num_vectors: int) -> int:
+    """IVF lists for ``num_vectors``: ``2·sqrt(num_vectors)`` rounded to a power of two."""
+    return 2 ** max(0, round(math.log2(2 * math.sqrt(max(num_vectors, 1)))))
+
+
 def large_index_config(
     num_vectors: int, dim: int, large: dict[str, Any]
 ) -> tuple[str, dict[str, float]]:
     """``large`` (see ``index_config``) filled in for a corpus of ``num_vectors``."""
-    nlist = 2 ** max(0, round(math.log2(2 * math.sqrt(max(num_vectors, 1)))))
+    nlist = inverted_lists(num_vectors)
     factory = large["factory"].format(nlist=nlist, dim=dim)
     nprobe = max(1, round(nlist * large["probe_share"]))
     return factory, {"nprobe": nprobe, **large["search_params"]}

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from expressive_retrieval.data import expectations
+from expressive_retrieval.data.candidates import label_queries, split_clips
 from expressive_retrieval.data.contract import check_raw_inputs, raise_for_violations
 from expressive_retrieval.data.contract.violations import list_ids
 from expressive_retrieval.data.label_set import LABEL_TABLES, digest
@@ -205,21 +206,6 @@ def frozen_clip_vectors(
     return mean_pooled_vectors(segments, clips, layout["D"])
 
 
-def _select_candidates(
-    combined: np.ndarray, cosine: np.ndarray, valid: np.ndarray, cfg: dict, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """One query's candidates: nearest by expression, hard negatives, then random fill."""
-    order = np.flatnonzero(valid)
-    nearest = order[np.argsort(-combined[order], kind="stable")[: cfg["nearest"]]]
-    negatives = order[combined[order] < cfg["negative_max_similarity"]]
-    hard = negatives[np.argsort(-cosine[negatives], kind="stable")[: cfg["hard_negatives"]]]
-    chosen = list(dict.fromkeys([*nearest, *hard]))
-    rest = np.setdiff1d(order, chosen)
-    fill = max(0, cfg["candidates_per_query"] - len(chosen))
-    chosen += list(rng.choice(rest, size=min(fill, len(rest)), replace=False))
-    return np.asarray(chosen, dtype=np.int64), hard
-
-
 def build_pairs_and_triples(
     clips: pd.DataFrame,
     clip_aspect_features: pd.DataFrame,
@@ -234,53 +220,35 @@ def build_pairs_and_triples(
 
     Candidates of a query are clips of the same split from other tracks: the ``nearest``
     by combined aspect similarity, ``hard_negatives`` (dissimilar in expression but
-    nearest in frozen cosine, typically the same work or recording), and random clips.
+    nearest in frozen cosine, typically the same work or recording), and random clips,
+    found by ``pairs.candidate_search`` (``data/candidates.py``: exact or nearest-neighbour).
     """
     model = RelevanceModel.from_dict(relevance_model)
     cfg = params["pairs"]
     z = model.standardize(clip_aspect_features.set_index("clip_id").loc[clips["clip_id"]])
     ids, tracks = clips["clip_id"].to_numpy(), clips["track_id"].to_numpy()
-    columns: dict[str, list[np.ndarray]] = {
-        "query": [],
-        "candidate": [],
-        "relevance": [],
-        "targets": [],
-    }
-    triple_rows = []
+    parts, triple_parts = [], []
     labelled = clips.groupby("split", sort=True).indices
-    for _, members in sorted((s, m) for s, m in labelled.items() if s in SPLITS):
-        # Bound each block to ~pair_block (query, candidate) pairs, whatever the split size.
-        step = max(1, params["pair_block"] // len(members))
-        for lo in range(0, len(members), step):
-            queries = members[lo : lo + step]
-            targets = model.targets(z[queries], z[members])  # [q, n, A]
-            combined = model.combined(targets)
-            grades = model.grades(targets)
-            cosine = frozen_vectors[queries] @ frozen_vectors[members].T
-            for i, q in enumerate(queries):
-                rng = np.random.default_rng([seed, int(q)])
-                valid = tracks[members] != tracks[q]
-                chosen, hard = _select_candidates(combined[i], cosine[i], valid, cfg, rng)
-                columns["query"].append(np.full(len(chosen), q))
-                columns["candidate"].append(members[chosen])
-                columns["relevance"].append(grades[i, chosen])
-                columns["targets"].append(targets[i, chosen])
-                positives = chosen[grades[i, chosen] >= 1]
-                positives = positives[np.argsort(-combined[i, positives], kind="stable")]
-                for pos, neg in zip(positives[: cfg["triples_per_query"]], hard, strict=False):
-                    triple_rows.append((q, members[pos], members[neg]))
-    query = np.concatenate(columns["query"])
-    targets = np.concatenate(columns["targets"])
+    for name, members in sorted((s, m) for s, m in labelled.items() if s in SPLITS):
+        split = split_clips(members, z, frozen_vectors, tracks, model, cfg, seed)
+        logger.info("%s: %d clips, %s candidate search", name, len(members), split.search)
+        pairs_part, triples_part = label_queries(
+            split, np.arange(len(members)), model, cfg, seed, params["pair_block"]
+        )
+        parts.append(pairs_part)
+        triple_parts.append(triples_part)
+    columns = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    query, targets = columns["query"], columns["targets"]
     pairs = pd.DataFrame(
         {
             "query_clip_id": ids[query],
-            "candidate_clip_id": ids[np.concatenate(columns["candidate"])],
-            "relevance": np.concatenate(columns["relevance"]).astype(np.int64),
+            "candidate_clip_id": ids[columns["candidate"]],
+            "relevance": columns["relevance"].astype(np.int64),
         }
         | {f"target_{a}": targets[:, k] for k, a in enumerate(model.aspects)}
         | {"split": clips["split"].to_numpy()[query]}
     )
-    rows = np.asarray(triple_rows, dtype=np.int64).reshape(-1, 3)
+    rows = np.concatenate(triple_parts)
     triples = pd.DataFrame(
         {
             "query_clip_id": ids[rows[:, 0]],
