@@ -15,8 +15,10 @@ from expressive_retrieval.models.training.oracle import (
     fit_oracle,
     oracle_list_scores,
 )
+from expressive_retrieval.models.training.pool import candidate_pool, pool_lists
 from expressive_retrieval.models.training.projection import (
     ProjectionTrainParams,
+    TeacherScores,
     fit_projection,
     projection_list_scores,
 )
@@ -25,7 +27,9 @@ __all__ = [
     "ListwiseData",
     "LoadClips",
     "ProjectionTrainParams",
+    "TeacherScores",
     "TrainParams",
+    "candidate_pool",
     "deterministic",
     "evaluate_ndcg",
     "fit_oracle",
@@ -34,6 +38,7 @@ __all__ = [
     "listwise_data",
     "ndcg_at_10",
     "oracle_list_scores",
+    "pool_lists",
     "projection_list_scores",
     "run_epochs",
 ]
