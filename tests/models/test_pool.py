@@ -1,8 +1,7 @@
 import numpy as np
 import pytest
 
-from expressive_retrieval.data.relevance import RelevanceModel
-from expressive_retrieval.models.training import candidate_pool, pool_lists
+from expressive_retrieval.models.training import candidate_pool
 
 # 30 clips: rows 0-19 one split (5 tracks of 4 clips), rows 20-29 another (the other split).
 TRACKS = np.repeat(np.arange(8), [4, 4, 4, 4, 4, 4, 3, 3])
@@ -42,30 +41,6 @@ def test_pools_refuse_queries_outside_the_split_and_mining_without_vectors():
         candidate_pool(SPLIT, SPLIT, TRACKS, size=4, seed=0, mined=2)
     with pytest.raises(ValueError, match="size must be >= 1"):
         candidate_pool(SPLIT, SPLIT, TRACKS, size=0, seed=0)
-
-
-def test_pool_lists_are_graded_and_targeted_like_pairs():
-    relevance = RelevanceModel(
-        aspects=["tempo", "dynamics"],
-        features=["t1", "t2", "d1"],
-        feature_aspect=[0, 0, 1],
-        center=[0.0, 0.0, 0.0],
-        scale=[1.0, 1.0, 1.0],
-        bandwidth=0.5,
-        thresholds=[0.5, 0.65, 0.8],
-        weights=[1.0, 1.0],
-    )
-    features = np.array([[0.0, 0.0, 0.0], [0.2, 0.4, 0.1], [1.0, 1.0, 2.0]], np.float32)
-    pool = np.array([[1, 2], [0, -1]])
-    lists = pool_lists(np.array([0, 1]), pool, features, relevance)
-    # Query 0, candidate 1: tempo d² = (0.04 + 0.16) / 2 = 0.1, dynamics d² = 0.01.
-    tempo, dynamics = np.exp(-0.1 / 0.5), np.exp(-0.01 / 0.5)
-    np.testing.assert_allclose(lists.targets[0, 0], [tempo, dynamics], rtol=1e-6)
-    assert lists.relevance[0, 0] == 3  # mean target 0.90 reaches every threshold
-    assert lists.relevance[0, 1] == 0  # far in both aspects
-    np.testing.assert_allclose(lists.targets[1, 0], lists.targets[0, 0], rtol=1e-6)
-    assert lists.relevance[1, 1] == 0 and (lists.targets[1, 1] == 0).all()  # padding
-    np.testing.assert_array_equal(lists.valid, pool >= 0)
 
 
 def test_kept_candidates_come_first_in_a_capped_pool():

@@ -85,13 +85,11 @@ def train_on_lists(
     pairs: pd.DataFrame,
     dataset_version: dict[str, Any],
     params: dict[str, Any],
-    train: ListwiseData | None = None,
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Fit ``model`` on the train lists (early stopping on val); its weights and metadata.
 
     ``fit`` is ``fit_oracle`` or ``fit_projection``; ``supervision`` is what it takes beside
-    the lists (the oracle's clip proxy features, the projection's teacher scores); ``train``
-    replaces the ``pairs`` train lists (e.g. the oracle's proxy-labelled pools).
+    the lists (the oracle's clip proxy features, the projection's teacher scores).
 
     Returns:
         The safetensors-ready state dict and ``training_metadata.json``: seed, loss
@@ -102,7 +100,7 @@ def train_on_lists(
     with segments:
         model, history = fit(
             model,
-            listwise_data(pairs, clips, aspects, "train") if train is None else train,
+            listwise_data(pairs, clips, aspects, "train"),
             listwise_data(pairs, clips, aspects, "val"),
             clip_loader(segments, clips),
             supervision,

@@ -15,7 +15,7 @@ from expressive_retrieval.models.training.oracle import (
     fit_oracle,
     oracle_list_scores,
 )
-from expressive_retrieval.models.training.pool import candidate_pool, pool_lists
+from expressive_retrieval.models.training.pool import candidate_pool
 from expressive_retrieval.models.training.projection import (
     ProjectionTrainParams,
     TeacherScores,
@@ -38,7 +38,6 @@ __all__ = [
     "listwise_data",
     "ndcg_at_10",
     "oracle_list_scores",
-    "pool_lists",
     "projection_list_scores",
     "run_epochs",
 ]

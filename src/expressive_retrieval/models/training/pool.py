@@ -1,19 +1,16 @@
 """Candidate pools: the within-split pairs that the labelled lists never held.
 
 A ``pairs`` list gives a query ~32 candidates. A pool gives it every clip of its split from
-another track, up to ``size``; above that, the ``mined`` nearest in a vector space (hard
-negatives, e.g. frozen mean-pooled vectors) and a seeded random sample of the rest. The
-oracle learns from a pool labelled by the proxies (``pool_lists``); the retriever is
-distilled on the oracle's scores of a pool. A pool never leaves its split: candidates are
-drawn only from the rows it is given.
+another track, up to ``size``; above that, the candidates it must ``keep`` (its labelled
+list), the ``mined`` nearest in a vector space (hard negatives, e.g. frozen mean-pooled
+vectors) and a seeded random sample of the rest. The retriever is distilled on the
+oracle's scores of a pool. A pool never leaves its split: candidates are drawn only from
+the rows it is given.
 """
 
 from __future__ import annotations
 
 import numpy as np
-
-from expressive_retrieval.data.relevance import RelevanceModel
-from expressive_retrieval.models.training.loop import ListwiseData
 
 _BLOCK_PAIRS = 1 << 20
 
@@ -82,23 +79,3 @@ def _positions(candidates: np.ndarray, keep: np.ndarray, query: int) -> np.ndarr
     if len(keep) and not np.array_equal(candidates[positions], keep):
         raise ValueError(f"kept candidates of query {query} must be other-track rows of the split")
     return positions
-
-
-def pool_lists(
-    queries: np.ndarray, pool: np.ndarray, features: np.ndarray, relevance: RelevanceModel
-) -> ListwiseData:
-    """Lists of ``queries`` over their ``pool``, graded and targeted from the proxies.
-
-    Args:
-        queries: ``[Q]`` query rows (as given to ``candidate_pool``).
-        pool: ``[Q, P]`` its candidate rows (-1 = padding).
-        features: ``[n_clips, F]`` standardised clip features (``RelevanceModel.standardize``).
-        relevance: turns feature distances into ``target_<aspect>`` and grades.
-    """
-    valid = pool >= 0
-    targets = np.zeros((*pool.shape, len(relevance.aspects)), dtype=np.float32)
-    for i, query in enumerate(queries):
-        candidates = pool[i, valid[i]]
-        targets[i, valid[i]] = relevance.targets(features[[query]], features[candidates])[0]
-    grades = np.where(valid, relevance.grades(targets), 0).astype(np.float32)
-    return ListwiseData(np.asarray(queries, dtype=np.int64), pool, grades, targets)

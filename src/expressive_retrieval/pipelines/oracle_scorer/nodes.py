@@ -30,8 +30,8 @@ from expressive_retrieval.evaluation.retrieval import (
     view_clips,
 )
 from expressive_retrieval.models import OracleConfig, OracleScorer
-from expressive_retrieval.models.training import TrainParams, fit_oracle, listwise_data, pool_lists
-from expressive_retrieval.pipelines._inputs import model_layout, split_pool, train_on_lists
+from expressive_retrieval.models.training import TrainParams, fit_oracle
+from expressive_retrieval.pipelines._inputs import model_layout, train_on_lists
 
 logger = logging.getLogger(__name__)
 
@@ -50,10 +50,6 @@ def train_oracle(
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
     """Train the oracle on the train split's lists, early-stopping on validation nDCG@10.
 
-    With ``params["train_pool"]`` (size, mined) each train query is ranked against a pool
-    of train clips (its labelled candidates first) instead of its ~32 labelled candidates
-    alone, graded and targeted from the proxies like ``pairs``.
-
     Returns:
         Candidate weights, config and training metadata (published only if the gate passes).
     """
@@ -63,11 +59,6 @@ def train_oracle(
     config = OracleConfig(**layout, num_proxy_features=counts, **params["model"])
     train_params = TrainParams(**params["training"], seed=seed)
     features = clip_aspect_features.set_index("clip_id").loc[clips["clip_id"], relevance.features]
-    train = None
-    if params.get("train_pool"):
-        labelled = listwise_data(pairs, clips, relevance.aspects, "train")
-        pool = split_pool(segments, clips, labelled, "train", params["train_pool"], seed)
-        train = pool_lists(labelled.query_index, pool, relevance.standardize(features), relevance)
     state, metadata = train_on_lists(
         fit_oracle,
         OracleScorer(config, seed=seed),
@@ -78,7 +69,6 @@ def train_oracle(
         pairs,
         dataset_version,
         params,
-        train,
     )
     return state, config.to_dict(), metadata
 
