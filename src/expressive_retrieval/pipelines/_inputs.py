@@ -65,7 +65,7 @@ def split_pool(
     size, mined = pool["size"], pool["mined"]
     vectors = None
     if mined and len(rows) > size:
-        dim = segments.open(clips["track_id"].iloc[rows[0]]).shape[-1]
+        dim = segments.shape(clips["track_id"].iloc[rows[0]])[-1]
         vectors = np.zeros((len(clips), dim), dtype=np.float32)
         vectors[rows] = mean_pooled_vectors(segments, clips.iloc[rows], dim)
     tracks = clips["track_id"].to_numpy()
