@@ -10,6 +10,7 @@ from expressive_retrieval.models import (
     ProjectionHead,
     ProjectionTrainParams,
     RoutingPriorLoss,
+    TeacherScores,
     fit_projection,
     projection_list_scores,
     state_dict_for_safetensors,
@@ -205,7 +206,10 @@ def planted_head() -> ProjectionHead:
 
 
 def fit_planted(problem, teacher=None, **params):
+    """Fit the planted head; an array ``teacher`` scores the train lists' own candidates."""
     clips, train, val = problem
+    if isinstance(teacher, np.ndarray):
+        teacher = TeacherScores(train.query_index, train.candidate_index, teacher)
     settings = ProjectionTrainParams(
         **({"epochs": 8, "patience": 8, "batch_queries": 8, "num_threads": 1, "lr": 1e-2} | params)
     )
@@ -245,8 +249,10 @@ def test_fit_projection_is_deterministic(problem):
 
 def test_fit_projection_refuses_bad_inputs(problem):
     clips, train, val = problem
-    with pytest.raises(ValueError, match="teacher_train"):
-        fit_planted(problem, np.zeros((3, 3)))
+    with pytest.raises(ValueError, match="teacher scores"):
+        fit_planted(problem, TeacherScores(train.query_index, train.candidate_index, np.zeros(3)))
+    with pytest.raises(ValueError, match="one row per training list"):
+        fit_planted(problem, TeacherScores(train.query_index[1:], train.candidate_index[1:], None))
     with pytest.raises(ValueError, match="aspects"):
         fit_projection(
             ProjectionHead(_config()), train, val, clips.__getitem__, None, ProjectionTrainParams()

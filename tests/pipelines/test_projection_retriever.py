@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 from kedro.io import DatasetError
 
+from expressive_retrieval.models.training import listwise_data
+from expressive_retrieval.pipelines.projection_retriever.nodes import oracle_teacher_scores
 from expressive_retrieval.pipelines.projection_retriever.pipeline import create_pipeline
 from expressive_retrieval.vectors.aspects import weight_query_vectors
 from expressive_retrieval.vectors.index import search
@@ -64,3 +66,37 @@ def test_corrupted_index_is_refused(projected) -> None:
             projected.load("clip_index")
     finally:
         path.write_bytes(original)
+
+
+@pytest.mark.parametrize("pool", [{"size": 100000, "mined": 0}, {"size": 12, "mined": 4}])
+def test_the_teacher_pool_stays_in_the_train_split(projected, pool) -> None:
+    catalog = projected.catalog()
+    clips, pairs = catalog.load("clips"), catalog.load("pairs")
+    params = catalog.load("params:projection_retriever") | {"teacher_pool": pool}
+    teacher = oracle_teacher_scores(
+        catalog.load("oracle_model"),
+        catalog.load("oracle_config"),
+        catalog.load("segments"),
+        clips,
+        pairs,
+        params,
+        seed=0,
+    )
+    train = listwise_data(pairs, clips, catalog.load("oracle_config")["aspects"], "train")
+    np.testing.assert_array_equal(teacher.query_index, train.query_index)
+    valid = teacher.candidate_index >= 0
+    split, tracks = clips["split"].to_numpy(), clips["track_id"].to_numpy()
+    candidates = np.where(valid, teacher.candidate_index, teacher.query_index[:, None])
+    assert (split[candidates][valid] == "train").all()
+    assert (tracks[candidates] != tracks[teacher.query_index][:, None])[valid].all()
+    assert np.isfinite(teacher.scores[valid]).all()
+    assert ((teacher.scores[valid] >= 0) & (teacher.scores[valid] <= 1)).all()
+    if pool["size"] < (split == "train").sum() - 1:  # capped: the labelled candidates first
+        assert teacher.candidate_index.shape[1] == pool["size"]
+        lists = zip(teacher.candidate_index, train.candidate_index, train.valid, strict=True)
+        for row, labelled, keep in lists:
+            first = labelled[keep][: pool["size"]]
+            np.testing.assert_array_equal(row[: len(first)], first)
+    else:  # every train clip of another track
+        expected = [(split == "train") & (tracks != tracks[q]) for q in teacher.query_index]
+        assert (valid.sum(1) == np.sum(expected, axis=1)).all()

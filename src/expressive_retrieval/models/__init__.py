@@ -15,6 +15,7 @@ from expressive_retrieval.models.serialization import state_dict_for_safetensors
 from expressive_retrieval.models.training import (
     ListwiseData,
     ProjectionTrainParams,
+    TeacherScores,
     TrainParams,
     evaluate_ndcg,
     fit_oracle,
@@ -41,6 +42,7 @@ __all__ = [
     "ProxyPredictionLoss",
     "RoutingPriorLoss",
     "SegmentEncoder",
+    "TeacherScores",
     "TrainParams",
     "evaluate_ndcg",
     "fit_oracle",

@@ -16,8 +16,14 @@ import torch
 
 from expressive_retrieval.data.relevance import RelevanceModel
 from expressive_retrieval.data.segments import SegmentStore, clip_refs
+from expressive_retrieval.evaluation.baselines import mean_pooled_vectors
 from expressive_retrieval.models.serialization import state_dict_for_safetensors
-from expressive_retrieval.models.training import TrainParams, listwise_data
+from expressive_retrieval.models.training import (
+    ListwiseData,
+    TrainParams,
+    candidate_pool,
+    listwise_data,
+)
 
 
 def model_layout(
@@ -39,6 +45,34 @@ def clip_loader(segments: SegmentStore, clips: pd.DataFrame) -> Callable[[np.nda
     """``rows`` of the clip table → their segments ``[n, S, L, D]``, memory-mapped reads."""
     refs = clip_refs(clips)
     return lambda rows: segments.clips([refs[i] for i in rows])
+
+
+def split_pool(
+    segments: SegmentStore,
+    clips: pd.DataFrame,
+    lists: ListwiseData,
+    split: str,
+    pool: dict[str, int],
+    seed: int,
+) -> np.ndarray:
+    """``candidate_pool`` of the ``lists``' queries over the ``split``'s clips.
+
+    ``pool`` gives ``size`` and ``mined``. A capped pool keeps each list's candidates first,
+    then the ``mined`` nearest in frozen mean-pooled cosine (computed only when the split
+    holds more than ``size`` clips), then a seeded random sample.
+    """
+    rows = np.flatnonzero(clips["split"].to_numpy() == split)
+    size, mined = pool["size"], pool["mined"]
+    vectors = None
+    if mined and len(rows) > size:
+        dim = segments.shape(clips["track_id"].iloc[rows[0]])[-1]
+        vectors = np.zeros((len(clips), dim), dtype=np.float32)
+        vectors[rows] = mean_pooled_vectors(segments, clips.iloc[rows], dim)
+    tracks = clips["track_id"].to_numpy()
+    mined = mined if vectors is not None else 0
+    return candidate_pool(
+        lists.query_index, rows, tracks, size, seed, vectors, mined, lists.candidate_index
+    )
 
 
 def train_on_lists(

@@ -15,8 +15,10 @@ from expressive_retrieval.models.training.oracle import (
     fit_oracle,
     oracle_list_scores,
 )
+from expressive_retrieval.models.training.pool import candidate_pool
 from expressive_retrieval.models.training.projection import (
     ProjectionTrainParams,
+    TeacherScores,
     fit_projection,
     projection_list_scores,
 )
@@ -25,7 +27,9 @@ __all__ = [
     "ListwiseData",
     "LoadClips",
     "ProjectionTrainParams",
+    "TeacherScores",
     "TrainParams",
+    "candidate_pool",
     "deterministic",
     "evaluate_ndcg",
     "fit_oracle",

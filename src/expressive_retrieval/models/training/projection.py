@@ -57,6 +57,55 @@ class ProjectionTrainParams(TrainParams):
             )
 
 
+@dataclass
+class TeacherScores:
+    """The teacher's (oracle's default-weight) scores of each training query's pool.
+
+    Attributes:
+        query_index: ``[Q]`` query rows, those of the training lists in their order.
+        candidate_index: ``[Q, P]`` candidate rows (-1 = padding), e.g. a ``candidate_pool``.
+        scores: ``[Q, P]`` the teacher's scores of those pairs.
+    """
+
+    query_index: np.ndarray
+    candidate_index: np.ndarray
+    scores: np.ndarray
+
+    def check(self, train: ListwiseData) -> None:
+        """Refuse scores that do not belong to ``train``'s queries, or are not finite."""
+        if not np.array_equal(self.query_index, train.query_index):
+            raise ValueError("teacher scores must have one row per training list, in order")
+        valid = self.candidate_index >= 0
+        if self.scores.shape != self.candidate_index.shape:
+            raise ValueError(
+                f"teacher scores {self.scores.shape} must match candidate_index "
+                f"{self.candidate_index.shape}"
+            )
+        if not np.isfinite(self.scores[valid]).all():
+            raise ValueError("teacher scores of valid candidates must be finite")
+
+
+def _positions(rows: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """Positions of ``index`` entries in the sorted ``rows`` (padding -1 → 0)."""
+    return np.searchsorted(rows, np.where(index >= 0, index, rows[0]))
+
+
+def _pool_similarities(
+    head: ProjectionHead, queries: Tensor, vectors: Tensor, positions: np.ndarray
+) -> Tensor:
+    """Per-aspect cosines ``[Bq, P, A]`` of each query with the ``vectors`` at ``positions``.
+
+    When the pools cover most of the batch's clips (a small split), every query is scored
+    against every clip at once and the pools are picked from that; otherwise each pool's
+    vectors are gathered.
+    """
+    if len(vectors) <= positions.shape[1] * vectors.shape[-1]:
+        every = head.aspect_similarities(queries, vectors)  # [Bq, R, A]
+        index = torch.from_numpy(positions)[..., None].expand(-1, -1, every.shape[-1])
+        return every.gather(1, index)
+    return head.aspect_similarities(queries, vectors[positions])
+
+
 def _embed_rows(
     head: ProjectionHead, load_clips: LoadClips, rows: np.ndarray, batch_size: int = 256
 ) -> np.ndarray:
@@ -91,7 +140,7 @@ def fit_projection(
     train: ListwiseData,
     val: ListwiseData,
     load_clips: LoadClips,
-    teacher_train: np.ndarray | None,
+    teacher: TeacherScores | None,
     params: ProjectionTrainParams,
     progress: bool = True,
 ) -> tuple[ProjectionHead, list[dict]]:
@@ -105,15 +154,15 @@ def fit_projection(
     * ``ranking``: ListNet on the total ``/ params.temperature`` against graded relevance;
     * ``aspect``: each aspect's ``(cos + 1) / 2`` regressed on its ``target_<aspect>``;
     * ``routing``: KL from the discovery evidence to each aspect's layer routing;
-    * ``distillation``: the total against ``teacher_train`` (``params.distillation``).
+    * ``distillation``: the totals of each query's teacher pool against the teacher's
+      scores of it (``params.distillation``): pairs the labelled lists may never hold.
 
     Args:
         head: the retriever head, trained in place.
         train: training lists.
         val: validation lists (at least one relevant candidate).
         load_clips: clip-table rows ``[n]`` → float16/32 clips ``[n, S, L, D]``.
-        teacher_train: ``[Q_train, C]`` teacher (oracle default-weight) scores of the
-            training lists, aligned with ``train.candidate_index``; ``None`` = no
+        teacher: the teacher's scores of a pool per training list; ``None`` = no
             distillation (as does ``loss_weights["distillation"] == 0``).
         params: optimisation settings.
         progress: show a progress bar.
@@ -121,26 +170,24 @@ def fit_projection(
     Returns:
         The head (best epoch restored) and the per-epoch history.
     """
-    distil = teacher_train is not None and params.loss_weights.get("distillation", 0.0) != 0
+    distil = teacher is not None and params.loss_weights.get("distillation", 0.0) != 0
     if distil:
-        teacher_train = np.asarray(teacher_train, dtype=np.float32)
-        if teacher_train.shape != train.candidate_index.shape:
-            raise ValueError(
-                f"teacher_train must be [Q, C]={train.candidate_index.shape} like "
-                f"train.candidate_index, got {teacher_train.shape}"
-            )
-        if not np.isfinite(teacher_train[train.valid]).all():
-            raise ValueError("teacher_train scores of valid candidates must be finite")
-        teacher = torch.from_numpy(np.where(train.valid, teacher_train, 0.0))
+        teacher.check(train)
+        teacher_scores = torch.from_numpy(
+            np.where(teacher.candidate_index >= 0, teacher.scores, 0.0).astype(np.float32)
+        )
     ranking_loss = ListwiseRankingLoss(params.temperature)
     aspect_loss, routing_loss = AspectRegressionLoss(), RoutingPriorLoss()
     distillation_loss = DistillationLoss(params.distillation, params.temperature)
     prior = torch.tensor(head.config.layer_scores, dtype=torch.float32)
 
     def step(lists: np.ndarray) -> dict[str, Tensor]:
-        rows, query_pos, cand_pos = batch_positions(train, lists)
+        queries, cands = train.query_index[lists], train.candidate_index[lists]
+        pool = teacher.candidate_index[lists] if distil else cands[:, :0]
+        rows = np.unique(np.concatenate([queries, cands[cands >= 0], pool[pool >= 0]]))
         vectors = head.embed(as_float_tensor(load_clips(rows)))  # [R, A, k]
-        per_aspect = head.aspect_similarities(vectors[query_pos], vectors[cand_pos])
+        query_vectors = vectors[_positions(rows, queries)]
+        per_aspect = head.aspect_similarities(query_vectors, vectors[_positions(rows, cands)])
         total = head.combine(per_aspect)  # [Bq, C]
         mask = torch.from_numpy(train.valid[lists])
         targets = torch.from_numpy(train.targets[lists]).float()
@@ -150,7 +197,10 @@ def fit_projection(
             "routing": routing_loss(head.routing.weights(), prior),
         }
         if distil:
-            losses["distillation"] = distillation_loss(total, teacher[lists], mask)
+            pooled = _pool_similarities(head, query_vectors, vectors, _positions(rows, pool))
+            losses["distillation"] = distillation_loss(
+                head.combine(pooled), teacher_scores[lists], torch.from_numpy(pool >= 0)
+            )
         return losses
 
     def list_scores(data: ListwiseData) -> np.ndarray:

@@ -20,16 +20,23 @@ from safetensors.torch import save as save_safetensors
 from expressive_retrieval.data.segments import SegmentStore, clip_refs
 from expressive_retrieval.datasets import VectorBlocks
 from expressive_retrieval.models import (
+    ListwiseData,
     OracleConfig,
     OracleScorer,
     ProjectionConfig,
     ProjectionHead,
     ProjectionTrainParams,
+    TeacherScores,
     fit_projection,
     oracle_list_scores,
 )
 from expressive_retrieval.models.training import listwise_data
-from expressive_retrieval.pipelines._inputs import clip_loader, model_layout, train_on_lists
+from expressive_retrieval.pipelines._inputs import (
+    clip_loader,
+    model_layout,
+    split_pool,
+    train_on_lists,
+)
 from expressive_retrieval.pipelines.projection_retriever.corpus import project_shard
 from expressive_retrieval.scale import ScaleSettings, map_shards, plan_shards, staging_folder
 from expressive_retrieval.scale.files import fingerprints, join, load_npy, write_bytes
@@ -45,6 +52,7 @@ from expressive_retrieval.vectors.index import (
 logger = logging.getLogger(__name__)
 
 CLIP_ID_COLUMNS = ["clip_id", "track_id", "segment_start", "segment_end", "split"]
+POOL_PAIRS = 2048  # (query, candidate) pairs the oracle scores per block
 
 
 def oracle_teacher_scores(
@@ -53,15 +61,35 @@ def oracle_teacher_scores(
     segments: SegmentStore,
     clips: pd.DataFrame,
     pairs: pd.DataFrame,
-) -> np.ndarray:
-    """The oracle's default-weight scores ``[Q, C]`` of every train list (the teacher)."""
+    params: dict[str, Any],
+    seed: int,
+) -> TeacherScores:
+    """The oracle's default-weight scores of a pool of train clips per train list's query.
+
+    The pool (``params["teacher_pool"]``) holds every train clip of another track, up to
+    ``size``; above it, the list's labelled candidates, the ``mined`` nearest in frozen
+    mean-pooled cosine and a seeded random sample. Candidates come only from the train split.
+    """
     oracle = OracleScorer.from_state(OracleConfig.from_dict(oracle_config), oracle_model).eval()
     train = listwise_data(pairs, clips, oracle.config.aspects, "train")
     started = time.perf_counter()
     with segments:
-        scores = oracle_list_scores(oracle, train, clip_loader(segments, clips))
-    logger.info("Oracle scored %d train lists in %.1fs", len(scores), time.perf_counter() - started)
-    return scores.astype(np.float32)
+        pool = split_pool(segments, clips, train, "train", params["teacher_pool"], seed)
+        lists = ListwiseData(
+            train.query_index,
+            pool,
+            np.zeros(pool.shape, np.float32),
+            np.zeros((*pool.shape, 1), np.float32),
+        )
+        scores = oracle_list_scores(
+            oracle, lists, clip_loader(segments, clips), max(1, POOL_PAIRS // pool.shape[1])
+        )
+    logger.info(
+        "Oracle scored %d train queries x %d pool candidates in %.1fs",
+        *pool.shape,
+        time.perf_counter() - started,
+    )
+    return TeacherScores(train.query_index, pool, scores.astype(np.float32))
 
 
 def _train(
@@ -70,7 +98,7 @@ def _train(
     pairs: pd.DataFrame,
     layer_evidence: dict[str, Any],
     dataset_version: dict[str, Any],
-    teacher: np.ndarray | None,
+    teacher: TeacherScores | None,
     params: dict[str, Any],
     seed: int,
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
@@ -102,7 +130,7 @@ def train_distilled_projection(
     pairs: pd.DataFrame,
     layer_evidence: dict[str, Any],
     dataset_version: dict[str, Any],
-    teacher_scores: np.ndarray,
+    teacher_scores: TeacherScores,
     params: dict[str, Any],
     seed: int,
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:

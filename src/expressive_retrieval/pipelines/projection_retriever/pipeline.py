@@ -19,7 +19,15 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 oracle_teacher_scores,
-                ["oracle_model", "oracle_config", "segments", "clips", "pairs"],
+                [
+                    "oracle_model",
+                    "oracle_config",
+                    "segments",
+                    "clips",
+                    "pairs",
+                    "params:projection_retriever",
+                    "params:seed",
+                ],
                 "oracle_teacher_scores",
                 name="oracle_teacher_scores_node",
             ),
