@@ -245,6 +245,13 @@ def _ann_block(
         )
 
 
+def query_block(num_clips: int, search: str, cfg: dict[str, Any], pair_block: int) -> int:
+    """Queries per block of about ``pair_block`` (query, clip) pairs, in a split of
+    ``num_clips`` searched by ``search``; blocks start at multiples of it."""
+    pool = cfg["ann"]["nearest_pool"] + cfg["ann"]["negative_pool"]
+    return max(1, pair_block // (num_clips if search == "exact" else pool))
+
+
 def find_candidates(
     split: SplitClips,
     queries: np.ndarray,
@@ -255,10 +262,8 @@ def find_candidates(
 ) -> Iterator[QueryCandidates]:
     """The candidates of each of ``queries`` (positions in ``split``) by the split's search,
     in blocks of about ``pair_block`` (query, clip) pairs."""
-    exact = split.expression is None
-    pool = cfg["ann"]["nearest_pool"] + cfg["ann"]["negative_pool"]
-    step = max(1, pair_block // (len(split.rows) if exact else pool))
-    find = _exact_block if exact else _ann_block
+    step = query_block(len(split.rows), split.search, cfg, pair_block)
+    find = _exact_block if split.search == "exact" else _ann_block
     for lo in range(0, len(queries), step):
         yield from find(split, queries[lo : lo + step], model, cfg, seed)
 

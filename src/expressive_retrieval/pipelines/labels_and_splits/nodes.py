@@ -11,7 +11,12 @@ import numpy as np
 import pandas as pd
 
 from expressive_retrieval.data import expectations
-from expressive_retrieval.data.candidates import label_queries, split_clips
+from expressive_retrieval.data.candidates import (
+    candidate_search,
+    label_queries,
+    query_block,
+    split_clips,
+)
 from expressive_retrieval.data.contract import check_raw_inputs, raise_for_violations
 from expressive_retrieval.data.contract.violations import list_ids
 from expressive_retrieval.data.label_set import LABEL_TABLES, digest
@@ -31,8 +36,12 @@ from expressive_retrieval.data.splits import (
     connected_groups,
 )
 from expressive_retrieval.evaluation.baselines import mean_pooled_vectors
+from expressive_retrieval.scale import ScaleSettings, map_shards, plan_shards, staging_folder
+from expressive_retrieval.scale.files import join, save_npy
 from expressive_retrieval.vectors.evidence import has_evidence
 from expressive_retrieval.vectors.integrity import sha256_file
+
+from .shards import forget_splits, label_shard, read_parts
 
 logger = logging.getLogger(__name__)
 
@@ -206,6 +215,62 @@ def frozen_clip_vectors(
     return mean_pooled_vectors(segments, clips, layout["D"])
 
 
+Labels = tuple[dict[str, np.ndarray], np.ndarray]  # pair columns, triples (label_queries)
+
+
+def _sharded_labels(
+    members: dict[str, np.ndarray],
+    z: np.ndarray,
+    frozen_vectors: np.ndarray,
+    tracks: np.ndarray,
+    relevance_model: dict[str, Any],
+    params: dict[str, Any],
+    seed: int,
+    settings: ScaleSettings,
+) -> list[Labels]:
+    """Labels of every split's queries on Dask, a part per shard, in split then query order.
+
+    The inputs go to the staging folder (workers read them by path); shards are cut at
+    multiples of the split's query block, so every block holds the queries it holds in
+    process: the labels are the same bytes.
+    """
+    cfg, pair_block = params["pairs"], params["pair_block"]
+    codes = np.unique(tracks, return_inverse=True)[1].reshape(-1)
+    inputs = {"z": z, "frozen": frozen_vectors, "tracks": codes}
+    inputs |= {f"members-{name}": rows for name, rows in members.items()}
+    key = hashlib.sha256(json.dumps([relevance_model, cfg, seed, pair_block]).encode())
+    for name, array in inputs.items():
+        key.update(name.encode())
+        key.update(np.ascontiguousarray(array).data)  # no copy of a contiguous array
+    step_key = key.hexdigest()
+    staging = staging_folder(settings.staging, "label_queries", step_key)
+    for name, array in inputs.items():
+        save_npy(join(staging, f"{name}.npy"), np.asarray(array))
+    shards = []
+    for name, rows in members.items():
+        search = candidate_search(len(rows), cfg)
+        logger.info("%s: %d clips, %s candidate search", name, len(rows), search)
+        shards += plan_shards(
+            step_key,
+            tracks[rows].tolist(),
+            settings.shard_tracks,
+            lambda start, stop, name=name: [name, start, stop],
+            align=query_block(len(rows), search, cfg, pair_block),
+            first_index=len(shards),
+        )
+    context = {
+        "model": json.dumps(relevance_model),
+        "cfg": json.dumps(cfg),
+        "seed": seed,
+        "pair_block": pair_block,
+    }
+    try:
+        results = map_shards("label_queries", label_shard, shards, staging, context, settings)
+    finally:
+        forget_splits()
+    return [read_parts(result.files) for result in results]
+
+
 def build_pairs_and_triples(
     clips: pd.DataFrame,
     clip_aspect_features: pd.DataFrame,
@@ -213,6 +278,7 @@ def build_pairs_and_triples(
     frozen_vectors: np.ndarray,
     params: dict[str, Any],
     seed: int,
+    scale: dict[str, Any],
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Graded pairs and (query, positive, hard negative) triples, never across splits.
 
@@ -222,21 +288,29 @@ def build_pairs_and_triples(
     by combined aspect similarity, ``hard_negatives`` (dissimilar in expression but
     nearest in frozen cosine, typically the same work or recording), and random clips,
     found by ``pairs.candidate_search`` (``data/candidates.py``: exact or nearest-neighbour).
+    In process each split is labelled in turn; on Dask (``scale``, docs/scale.md) shards
+    of each split's queries are labelled by workers (a re-run skips finished shards).
+    Either way the tables are the same.
     """
     model = RelevanceModel.from_dict(relevance_model)
     cfg = params["pairs"]
     z = model.standardize(clip_aspect_features.set_index("clip_id").loc[clips["clip_id"]])
     ids, tracks = clips["clip_id"].to_numpy(), clips["track_id"].to_numpy()
-    parts, triple_parts = [], []
     labelled = clips.groupby("split", sort=True).indices
-    for name, members in sorted((s, m) for s, m in labelled.items() if s in SPLITS):
-        split = split_clips(members, z, frozen_vectors, tracks, model, cfg, seed)
-        logger.info("%s: %d clips, %s candidate search", name, len(members), split.search)
-        pairs_part, triples_part = label_queries(
-            split, np.arange(len(members)), model, cfg, seed, params["pair_block"]
+    members = {s: m for s, m in sorted(labelled.items()) if s in SPLITS}
+    settings = ScaleSettings.from_params(scale)
+    if settings.uses_dask(clips["track_id"].nunique()):
+        labels = _sharded_labels(
+            members, z, frozen_vectors, tracks, relevance_model, params, seed, settings
         )
-        parts.append(pairs_part)
-        triple_parts.append(triples_part)
+    else:
+        labels = []
+        for name, rows in members.items():
+            split = split_clips(rows, z, frozen_vectors, tracks, model, cfg, seed)
+            logger.info("%s: %d clips, %s candidate search", name, len(rows), split.search)
+            queries = np.arange(len(rows))
+            labels.append(label_queries(split, queries, model, cfg, seed, params["pair_block"]))
+    parts, triple_parts = zip(*labels, strict=True)
     columns = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     query, targets = columns["query"], columns["targets"]
     pairs = pd.DataFrame(

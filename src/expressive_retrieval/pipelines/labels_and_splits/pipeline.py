@@ -92,6 +92,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "frozen_clip_vectors",
                     "params:labels_and_splits",
                     "params:seed",
+                    "params:scale",
                 ],
                 ["candidate_pairs", "candidate_triples"],
                 name="build_pairs_and_triples_node",
