@@ -12,9 +12,11 @@ Training is capped at every scale (oracle 1 epoch, projection 2): this benchmark
 how cost grows, not model quality, so the gates are not enforced. Both trainings' cost
 per epoch is linear in the train split.
 
-``SCALE_BENCH_SCALES=1,10`` chooses scales (default ``1,10,100``); ``SCALE_BENCH_ROOT=DIR``
-keeps the scratch projects there, and a project whose raw catalogue exists is not
-generated again (its ``synthetic_data`` time is then not measured).
+``SCALE_BENCH_SCALES=1,10`` chooses scales (default ``1,10,100``) and
+``SCALE_BENCH_PIPELINES=labels_and_splits,evaluation`` pipelines (default all; a pipeline
+needs its upstream outputs in the project); ``SCALE_BENCH_ROOT=DIR`` keeps the scratch
+projects there (their conf renewed each run), and a project whose raw catalogue exists is
+not generated again (its ``synthetic_data`` time is then not measured).
 
 Targets (issue 17): ``labels_and_splits`` at 100x within 10 min and 2 GB peak RSS, and at
 most 15x its 10x time; ``evaluation`` at 100x within 10 min; Dask at most 1.15x the
@@ -23,7 +25,9 @@ in-process wall time.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -106,12 +110,8 @@ def _project(root: Path, scale: int) -> tuple[ScratchProject, bool]:
     """The scratch project of one scale; whether its raw catalogue was already there."""
     folder = root / f"g{GROUPS * scale}"
     params = {"synthetic_data": {"num_groups": GROUPS * scale}, **CAPPED}
-    if (folder / "conf").is_dir():
-        project = ScratchProject(folder, create=False)
-        project.set_params(params)
-    else:
-        project = ScratchProject(folder, params)
-    return project, (folder / "data/01_raw/segments").is_dir()
+    shutil.rmtree(folder / "conf", ignore_errors=True)  # a kept project gets today's conf
+    return ScratchProject(folder, params), (folder / "data/01_raw/segments").is_dir()
 
 
 def _targets(runs: dict[str, dict]) -> dict[str, Any]:
@@ -140,23 +140,29 @@ def _targets(runs: dict[str, dict]) -> dict[str, Any]:
 
 def main() -> None:
     scales = [int(s) for s in os.environ.get("SCALE_BENCH_SCALES", "1,10,100").split(",")]
+    chosen = os.environ.get("SCALE_BENCH_PIPELINES", ",".join(PIPELINES)).split(",")
     kept = os.environ.get("SCALE_BENCH_ROOT")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(kept or tmp)
-        runs: dict[str, dict] = {}
+        store = root / "runs.json"  # a kept root adds up runs made by several invocations
+        runs: dict[str, dict] = json.loads(store.read_text()) if store.is_file() else {}
         for scale in scales:
             project, generated = _project(root, scale)
             label = f"{scale}x"
-            runs[label] = {"tracks": GROUPS * scale * TRACKS_PER_GROUP, "inprocess": {}, "dask": {}}
-            for pipeline in PIPELINES:
+            runs.setdefault(
+                label, {"tracks": GROUPS * scale * TRACKS_PER_GROUP, "inprocess": {}, "dask": {}}
+            )
+            for pipeline in [p for p in PIPELINES if p in chosen]:
                 if pipeline == "synthetic_data" and generated:
                     continue
                 print(f"   {label} {pipeline}", flush=True)
                 runs[label]["inprocess"][pipeline] = _run(project, pipeline)
+                store.write_text(json.dumps(runs, indent=1))
             project.set_params({"scale": {"backend": "dask"}})
-            for pipeline in SHARDED:
+            for pipeline in [p for p in SHARDED if p in chosen]:
                 print(f"   {label} {pipeline} on Dask", flush=True)
                 runs[label]["dask"][pipeline] = _run(project, pipeline)
+                store.write_text(json.dumps(runs, indent=1))
             project.set_params({"scale": {"backend": "auto"}})
     write_result(
         "catalogue_scale",
