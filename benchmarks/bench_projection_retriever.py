@@ -16,6 +16,7 @@ import numpy as np
 import yaml
 
 from benchmarks.harness import measured, write_result
+from benchmarks.random_models import uniform_config
 from benchmarks.scratch import REPO, ScratchProject
 from expressive_retrieval.data.segments import SegmentStore, clip_refs
 from expressive_retrieval.datasets import VectorsDataset
@@ -31,26 +32,13 @@ PARAMS = yaml.safe_load((REPO / "conf/base/parameters_projection_retriever.yml")
 ]
 
 
-def _config(cls, num_layers: int, dim: int, **extra):
-    aspects = ["tempo", "dynamics", "articulation", "phrasing", "timbre"]
-    return cls(
-        num_layers=num_layers,
-        dim=dim,
-        aspects=aspects,
-        clip_segments=6,
-        layer_scores=[[1.0] * num_layers] * len(aspects),
-        default_weights=[1.0] * len(aspects),
-        **extra,
-    )
-
-
 def project_and_index(root: str) -> dict[str, float]:
     """Project every clip (streamed), write the vectors, build a Flat index (measured)."""
     project = ScratchProject(Path(root), create=False)
     catalog = project.catalog()
     clips, segments = catalog.load("clips"), catalog.load("segments")
     layout = catalog.load("dataset_version")["embedding"]
-    head = ProjectionHead(_config(ProjectionConfig, layout["L"], layout["D"]))
+    head = ProjectionHead(uniform_config(ProjectionConfig, layout["L"], layout["D"]))
     state, config, scale = head.state_dict(), head.config.to_dict(), catalog.load("params:scale")
     blocks, _ = project_corpus(state, config, segments, clips, PARAMS, scale)
     path = Path(root) / "bench_vectors.npy"
@@ -65,7 +53,7 @@ def read_vs_project(root: str) -> dict[str, float]:
     catalog = ScratchProject(Path(root), create=False).catalog()
     clips, store = catalog.load("clips"), catalog.load("segments")
     layout = catalog.load("dataset_version")["embedding"]
-    head = ProjectionHead(_config(ProjectionConfig, layout["L"], layout["D"])).eval()
+    head = ProjectionHead(uniform_config(ProjectionConfig, layout["L"], layout["D"])).eval()
     refs, chunk = clip_refs(clips), PARAMS["corpus"]["chunk_size"]
     timings = {"read_s": [], "project_s": []}
     for _ in range(3):
@@ -84,7 +72,7 @@ def read_vs_project(root: str) -> dict[str, float]:
 def cost_per_candidate(store: SegmentStore, clips, num_layers: int, dim: int) -> dict[str, float]:
     """Oracle pairs/s (candidates encoded, as a fresh corpus needs) vs index candidates/s."""
     candidates = store.clips(clip_refs(clips))
-    oracle = OracleScorer(_config(OracleConfig, num_layers, dim)).eval()
+    oracle = OracleScorer(uniform_config(OracleConfig, num_layers, dim)).eval()
     started = time.perf_counter()
     oracle.score(candidates[0], candidates)
     oracle_rate = len(candidates) / (time.perf_counter() - started)

@@ -61,14 +61,15 @@ def project(root: str, backend: str) -> dict[str, Any]:
     """``project_corpus`` and writing its vectors, timed; the vectors' sha256."""
     import torch
 
-    from benchmarks.bench_projection_retriever import PARAMS, _config
+    from benchmarks.bench_projection_retriever import PARAMS
+    from benchmarks.random_models import uniform_config
     from expressive_retrieval.data.segments import SegmentStore
     from expressive_retrieval.datasets import VectorsDataset
     from expressive_retrieval.models import ProjectionConfig, ProjectionHead
     from expressive_retrieval.pipelines.projection_retriever.nodes import project_corpus
 
     torch.manual_seed(0)
-    head = ProjectionHead(_config(ProjectionConfig, 13, 768))
+    head = ProjectionHead(uniform_config(ProjectionConfig, 13, 768))
     clips = pd.read_parquet(Path(root) / "clips.parquet")
     store = SegmentStore(Path(root) / "segments")
     scale = {**BACKENDS[backend], "staging": str(Path(root) / f"staging_{backend}")}

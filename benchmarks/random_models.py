@@ -1,12 +1,39 @@
-"""Randomly initialised HuBERT-style checkpoints saved like downloaded ones (no network).
+"""Untrained models for benchmarks and tests (no network, no training).
 
-Tests use a tiny one; the benchmark also builds one of MERT-v1-95M's size (HuBERT-base:
-12 layers of 768, 24 kHz input) to time the real per-segment cost without its weights.
+Randomly initialised HuBERT-style checkpoints saved like downloaded ones: tests use a tiny
+one; the benchmark also builds one of MERT-v1-95M's size (HuBERT-base: 12 layers of 768,
+24 kHz input) to time the real per-segment cost without its weights. And head configs that
+weigh every layer alike, for projection heads that only need the right shapes.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+DEFAULT_ASPECTS = ("tempo", "dynamics", "articulation", "phrasing", "timbre")
+
+
+def uniform_config(
+    cls: type,
+    num_layers: int,
+    dim: int,
+    aspects: tuple[str, ...] | list[str] = DEFAULT_ASPECTS,
+    clip_segments: int = 6,
+    **extra: Any,
+) -> Any:
+    """A head config (``cls``: ``ProjectionConfig`` or ``OracleConfig``) with every layer
+    weighed alike and default weights of 1."""
+    return cls(
+        num_layers=num_layers,
+        dim=dim,
+        aspects=list(aspects),
+        clip_segments=clip_segments,
+        layer_scores=[[1.0] * num_layers] * len(aspects),
+        default_weights=[1.0] * len(aspects),
+        **extra,
+    )
+
 
 TINY = {"hidden": 32, "layers": 2, "heads": 2, "conv_dim": 16, "sample_rate": 16000}
 MERT_95M = {"hidden": 768, "layers": 12, "heads": 12, "conv_dim": 512, "sample_rate": 24000}

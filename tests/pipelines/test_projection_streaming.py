@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.harness import measured
+from benchmarks.random_models import uniform_config
 
 L, D, SEGMENTS, CLIP, HOP = 13, 256, 16, 6, 3
 
@@ -41,15 +42,7 @@ def project_and_index(root: str) -> int:
     from expressive_retrieval.pipelines.projection_retriever.nodes import project_corpus
     from expressive_retrieval.vectors.index import build_index
 
-    aspects = ["tempo", "dynamics", "phrasing"]
-    config = ProjectionConfig(
-        num_layers=L,
-        dim=D,
-        aspects=aspects,
-        clip_segments=CLIP,
-        layer_scores=[[1.0] * L] * len(aspects),
-        default_weights=[1.0] * len(aspects),
-    )
+    config = uniform_config(ProjectionConfig, L, D, ["tempo", "dynamics", "phrasing"], CLIP)
     head = ProjectionHead(config)
     clips = pd.read_parquet(Path(root) / "clips.parquet")
     params = {"corpus": {"chunk_size": 64}}

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from benchmarks.random_models import uniform_config
 from benchmarks.scratch import ScratchProject
 from expressive_retrieval.data.contract import InputContractError
 from expressive_retrieval.data.segments import SegmentStore
@@ -40,15 +41,7 @@ def _corpus(root: Path, num_tracks: int = 10) -> tuple[SegmentStore, pd.DataFram
 
 
 def _head() -> tuple[dict, dict]:
-    aspects = ["tempo", "dynamics"]
-    config = ProjectionConfig(
-        num_layers=L,
-        dim=D,
-        aspects=aspects,
-        clip_segments=CLIP,
-        layer_scores=[[1.0] * L] * len(aspects),
-        default_weights=[1.0] * len(aspects),
-    )
+    config = uniform_config(ProjectionConfig, L, D, ["tempo", "dynamics"], CLIP)
     return ProjectionHead(config, seed=3).state_dict(), config.to_dict()
 
 
