@@ -4,7 +4,9 @@ The catalogue is the synthetic generator's at ``num_groups`` 30, 300 and 3,000 (
 1,800 and 18,000 tracks; the default catalogue has 40 groups). Each pipeline runs in a
 fresh process (wall time, peak RSS, each node's time); then the corpus-parallel pipelines
 (``labels_and_splits``, ``projection_retriever``) run again with ``scale.backend: dask``
-on the default 2-worker in-process ``LocalCluster``. From the node times a growth
+on the default 2-worker in-process ``LocalCluster``, from empty staging (finished shards
+would otherwise be resumed). The in-process runs set ``scale.backend: inprocess``: ``auto``
+would move the 100x catalogue (over 5,000 tracks) onto Dask. From the node times a growth
 exponent per node is fitted (``time ∝ tracks^b`` over the scales, and from the two
 largest) and extrapolated to 10^6 tracks.
 
@@ -64,6 +66,7 @@ TARGETS = {
     "dask_over_inprocess_max": 1.15,
 }
 MILLION = 1_000_000
+STAGING = "data/02_intermediate/scale"  # globals.yml scale.staging: shard parts and manifests
 
 
 def _run(project: ScratchProject, pipeline: str) -> dict[str, Any]:
@@ -109,7 +112,11 @@ def _fits(runs: dict[str, dict]) -> dict[str, dict]:
 def _project(root: Path, scale: int) -> tuple[ScratchProject, bool]:
     """The scratch project of one scale; whether its raw catalogue was already there."""
     folder = root / f"g{GROUPS * scale}"
-    params = {"synthetic_data": {"num_groups": GROUPS * scale}, **CAPPED}
+    params = {
+        "synthetic_data": {"num_groups": GROUPS * scale},
+        "scale": {"backend": "inprocess"},  # `auto` would use Dask from 5,000 tracks
+        **CAPPED,
+    }
     shutil.rmtree(folder / "conf", ignore_errors=True)  # a kept project gets today's conf
     return ScratchProject(folder, params), (folder / "data/01_raw/segments").is_dir()
 
@@ -161,9 +168,11 @@ def main() -> None:
             project.set_params({"scale": {"backend": "dask"}})
             for pipeline in [p for p in SHARDED if p in chosen]:
                 print(f"   {label} {pipeline} on Dask", flush=True)
+                # Finished shards would be resumed, not run: start from empty staging.
+                shutil.rmtree(project.root / STAGING, ignore_errors=True)
                 runs[label]["dask"][pipeline] = _run(project, pipeline)
                 store.write_text(json.dumps(runs, indent=1))
-            project.set_params({"scale": {"backend": "auto"}})
+            project.set_params({"scale": {"backend": "inprocess"}})
     write_result(
         "catalogue_scale",
         {
