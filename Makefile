@@ -14,16 +14,20 @@ setup: $(STAMP)
 
 # Re-installs only when the dependency declarations change. `make run` needs only the
 # pipelines; everything else (audio, viz, tests) comes with `make setup` / `make test`.
+# torch comes first, through pip (its configuration finds the CPU build on local disk; a
+# range would pull a multi-GB CUDA build). The rest goes through uv, which resolves to the
+# same pinned versions and installs them in parallel: seconds instead of two minutes.
+UV_INSTALL := $(VENV)/bin/uv pip install --quiet --python $(PY) -c requirements/constraints.txt
+
 $(RUN_STAMP): pyproject.toml requirements/constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	# Pinned first: a range would pull a multi-GB CUDA build of torch.
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -c requirements/constraints.txt -e ".[pipelines]"
+	$(PY) -m pip install --quiet -c requirements/constraints.txt uv
+	$(UV_INSTALL) -e ".[pipelines]"
 	touch $(RUN_STAMP)
 
 $(STAMP): $(RUN_STAMP)
-	$(PY) -m pip install --quiet -c requirements/constraints.txt -e ".[pipelines,audio,viz,test]"
+	$(UV_INSTALL) -e ".[pipelines,audio,viz,test]"
 	touch $(STAMP)
 
 run: $(RUN_STAMP)
