@@ -51,17 +51,21 @@ class VectorScorer:
 
 @dataclass
 class FoundScorer:
-    """What an index returned: per query clip, found split clips ``[N, D]`` (-1: none).
+    """What an index returned: per query clip, found split clips ``[Q, D]`` (-1: none).
 
-    A pair it did not return is not retrieved (score 0, ``retrieved`` False).
+    ``queries`` are the clips the rows of ``found`` belong to (ascending; None: every clip
+    of the split). A pair it did not return is not retrieved (score 0, ``retrieved`` False).
     """
 
     found: np.ndarray
     scores: np.ndarray
     num_clips: int
     seconds: float = 0.0
+    queries: np.ndarray | None = None
 
     def pair_scores(self, queries: np.ndarray, columns: np.ndarray | None) -> PairScores:
+        if self.queries is not None:
+            queries = np.searchsorted(self.queries, queries)
         found = self.found[queries]
         rows = np.broadcast_to(np.arange(len(queries))[:, None], found.shape)
         hit = found >= 0
