@@ -3,6 +3,8 @@ query set against every clip querying."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytrec_eval
@@ -13,10 +15,12 @@ from expressive_retrieval.evaluation.pooling import (
     system_scores,
     top_candidates,
     top_columns,
+    track_scores,
     union,
 )
 from expressive_retrieval.evaluation.retrieval import per_query_report, split_view
 from expressive_retrieval.evaluation.scorers import FoundScorer, RandomScorer, VectorScorer
+from expressive_retrieval.vectors.track_scores import aggregate_to_tracks
 
 ASPECTS = ["tempo", "dynamics", "timbre"]
 TRACK_SCORING = {"how": "topk_mean", "k": 2}
@@ -235,3 +239,16 @@ def test_sampled_queries_measure_what_every_clip_querying_measures_for_them() ->
                 pd.testing.assert_frame_equal(
                     got[task].reset_index(drop=True), expected, rtol=1e-9, obj=name
                 )
+
+
+def test_track_scores_equal_aggregate_to_tracks_bit_for_bit() -> None:
+    """Clips in any order, ties, unreturned (-inf) clips, tracks of one clip."""
+    view, _ = _split(6)
+    shuffled = np.random.default_rng(0).permutation(len(view.clip_ids))
+    for clip_track in (view.clip_track, view.clip_track[shuffled]):
+        mixed = dataclasses.replace(view, clip_track=clip_track)
+        scores = np.random.default_rng(1).normal(size=(9, len(clip_track)))
+        scores[:, ::7], scores[:, ::5] = -np.inf, 0.5
+        for how, k in (("max", 1), ("topk_mean", 1), ("topk_mean", 2)):
+            want = aggregate_to_tracks(scores, clip_track, len(view.track_ids), how, k)
+            np.testing.assert_array_equal(track_scores(scores, mixed, how, k), want)

@@ -1,9 +1,10 @@
 """Judging a large split by pooling, as TREC builds its qrels.
 
 Each pooling system ranks every candidate of a query cheaply, in blocks of queries
-(``scorers.py``): a block's scores are ``[b, N]`` (``b`` shrinks as the split grows, so a
-block stays within ``BLOCK_VALUES`` values) and its track scores come from them exactly as
-the systems score tracks (``aggregate_to_tracks``, ``O(b N log N)``); the union of their top ``depth`` clips is the query's clip pool and the
+(``scorers.py``; vector systems in one product with default-weight query vectors): a
+block's scores are ``[b, N]`` (``b`` shrinks as the split grows, so a block stays within
+``BLOCK_VALUES`` values) and its track scores come from them as the systems score tracks
+(``track_scores``: the best ``k`` clips of each track in ``k`` passes); the union of their top ``depth`` clips is the query's clip pool and the
 union of their top ``track_depth`` tracks its track pool. Only pooled pairs get relevance
 grades, the expensive oracle scores only them (and every clip of a pooled track, so a
 track's score and grade are exact), and every system is measured on its ranking of the
@@ -20,8 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from expressive_retrieval.evaluation.retrieval import SplitView, SystemScores, aggregate_clip_scores
-from expressive_retrieval.evaluation.scorers import PairScores, RandomScorer
-from expressive_retrieval.vectors.track_scores import aggregate_to_tracks
+from expressive_retrieval.evaluation.scorers import PairScores, RandomScorer, VectorScorer
 
 QUERY_BLOCK = 256  # queries scored against their pool at once (at most, against every clip)
 BLOCK_VALUES = 1 << 24  # most scores of one block against every clip (per aspect included)
@@ -92,6 +92,44 @@ def member_scores(values: np.ndarray, members: np.ndarray, how: str, k: int) -> 
     return np.where(count > 0, total / np.maximum(count, 1), -np.inf)
 
 
+def track_scores(scores: np.ndarray, view: SplitView, how: str, k: int) -> np.ndarray:
+    """Track scores ``[b, T]`` from clip scores ``[b, N]``, equal to ``aggregate_to_tracks``
+    (the best clip, or the mean of the best ``min(k, clips)``, -inf counted; bit for bit up
+    to ``k = 2``, the default, within float rounding above: the sum's order) without
+    sorting: per track, its maximum and how often it occurs; a maximum used up is dropped
+    and the next one found, ``k`` passes in all."""
+    order, starts, counts = view.track_runs
+    grouped = scores if order is None else np.take(scores, order, axis=1)
+
+    def peak(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        top = np.maximum.reduceat(values, starts, axis=1)
+        at_top = (values == np.repeat(top, counts, axis=1)).astype(np.float64)
+        return top, np.add.reduceat(at_top, starts, axis=1)
+
+    best, left = peak(grouped)
+    if how == "max":
+        return best
+    assert how == "topk_mean", how
+    total = best.copy()
+    for taken in range(1, k):
+        left -= 1
+        spent = left == 0  # every clip at this maximum is taken: drop them, find the next
+        drop = np.repeat(spent, counts, axis=1) & (grouped == np.repeat(best, counts, axis=1))
+        grouped = np.where(drop, -np.inf, grouped)
+        following, times = peak(grouped)
+        best, left = np.where(spent, following, best), np.where(spent, times, left)
+        total += np.where(counts > taken, best, 0.0)
+    return total / np.minimum(counts, k)
+
+
+def _ranking(scorer: Scorer, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """A system's totals of ``queries`` against every clip ``[b, N]``, and what it returned."""
+    if isinstance(scorer, VectorScorer):
+        return scorer.totals(queries), None
+    total, _, retrieved = scorer.pair_scores(queries, None)
+    return total, retrieved
+
+
 def _track_lists(view: SplitView, tracks: np.ndarray) -> np.ndarray:
     """``[b, Pt, M]``: the clips of each listed track (-1 padded)."""
     return np.where(tracks[..., None] >= 0, view.track_members[np.maximum(tracks, 0)], -1)
@@ -100,15 +138,14 @@ def _track_lists(view: SplitView, tracks: np.ndarray) -> np.ndarray:
 def top_candidates(
     view: SplitView, scorer: Scorer, depth: int, track_depth: int, track_scoring: dict[str, Any]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """A system's top ``depth`` clips ``[Q, depth]`` and ``track_depth`` tracks per query:
-    exact (its own clip and track scores, ties as ``top_columns``)."""
+    """A system's top ``depth`` clips ``[Q, depth]`` and ``track_depth`` tracks per query,
+    ranked by its scores (ties as ``top_columns``)."""
     clips, tracks = [], []
     every_track = np.arange(len(view.track_ids))[None, :]
-    width = len(view.clip_ids) * (getattr(scorer, "num_aspects", None) or 1)
-    size = int(np.clip(BLOCK_VALUES // width, 1, QUERY_BLOCK))
+    size = int(np.clip(BLOCK_VALUES // len(view.clip_ids), 1, QUERY_BLOCK))
     for rows in _blocks(len(view.query_clips), size):
         queries = view.query_clips[rows]
-        total, _, retrieved = scorer.pair_scores(queries, None)
+        total, retrieved = _ranking(scorer, queries)
         own = view.clip_track[queries][:, None]
         valid = view.clip_track[None, :] != own
         if retrieved is not None:
@@ -117,9 +154,7 @@ def top_candidates(
         if isinstance(scorer, RandomScorer):
             track = scorer.track_scores(queries, None)
         else:
-            track = aggregate_to_tracks(
-                masked, view.clip_track, len(view.track_ids), **track_scoring
-            )
+            track = track_scores(masked, view, **track_scoring)
         clips.append(top_columns(masked, depth))
         tracks.append(top_columns(np.where(every_track != own, track, -np.inf), track_depth))
     return np.concatenate(clips), np.concatenate(tracks)

@@ -104,6 +104,16 @@ class SplitView:
         table[self.clip_track[by_track], within] = by_track
         return table
 
+    @cached_property
+    def track_runs(self) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+        """Clips grouped by track: the order ``[N]`` (None: clips already are), each
+        track's first position ``[T]`` in it and its clip count ``[T]`` (every track of a
+        view has clips)."""
+        counts = np.bincount(self.clip_track, minlength=len(self.track_ids))
+        grouped = bool((np.diff(self.clip_track) >= 0).all())
+        order = None if grouped else np.argsort(self.clip_track, kind="stable")
+        return order, np.cumsum(counts) - counts, counts
+
     def slot_clips(self, queries: np.ndarray, slots: np.ndarray) -> np.ndarray:
         """Clip indices of ``slots`` ``[..., k]`` of each query in ``queries``; -1 stays -1."""
         if self.candidates is None:

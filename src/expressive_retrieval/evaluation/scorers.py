@@ -13,7 +13,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from expressive_retrieval.vectors.aspects import aspect_similarities, normalised_weights
+from expressive_retrieval.vectors.aspects import (
+    aspect_similarities,
+    normalised_weights,
+    weight_query_vectors,
+)
 
 PairScores = tuple[np.ndarray, np.ndarray | None, np.ndarray | None]  # total, aspects, retrieved
 
@@ -47,6 +51,16 @@ class VectorScorer:
         aspects = aspects.astype(np.float64)
         assert self.weights is not None, "aspect vectors need their default weights"
         return aspects @ normalised_weights(self.weights, self.num_aspects), aspects, None
+
+    def totals(self, queries: np.ndarray) -> np.ndarray:
+        """``[b, N]`` totals against every clip in one product (default-weight query vectors,
+        as an index searches): for ranking only, equal to ``pair_scores``' up to float32
+        rounding."""
+        query = self.vectors[queries]
+        if self.num_aspects is not None:
+            assert self.weights is not None, "aspect vectors need their default weights"
+            query = weight_query_vectors(query, self.weights, self.num_aspects)
+        return (query @ self.vectors.T).astype(np.float64)
 
 
 @dataclass
