@@ -4,8 +4,9 @@ Each pooling system ranks every candidate of a query cheaply, in blocks of queri
 (``scorers.py``; vector systems in one product with default-weight query vectors): a
 block's scores are ``[b, N]`` (``b`` shrinks as the split grows, so a block stays within
 ``BLOCK_VALUES`` values) and its track scores come from them as the systems score tracks
-(``track_scores``: the best ``k`` clips of each track in ``k`` passes); the union of their top ``depth`` clips is the query's clip pool and the
-union of their top ``track_depth`` tracks its track pool. Only pooled pairs get relevance
+(``track_scores``: the best ``k`` clips of each track in ``k`` passes). The union of
+their top ``depth`` clips is the query's clip pool and the union of their top
+``track_depth`` tracks its track pool. Only pooled pairs get relevance
 grades, the expensive oracle scores only them (and every clip of a pooled track, so a
 track's score and grade are exact), and every system is measured on its ranking of the
 pool: a candidate outside it is unjudged and counts as non-relevant (docs/evaluation.md,
