@@ -127,10 +127,16 @@ class NodeTimer:
 
 
 def run_pipelines(
-    root: str, pipelines: list[str], to_nodes: list[str] | None = None
+    root: str,
+    pipelines: list[str],
+    to_nodes: list[str] | None = None,
+    from_nodes: list[str] | None = None,
 ) -> dict[str, float]:
-    """Run ``pipelines`` (up to ``to_nodes``, if given) in the scratch project made earlier
-    at ``root`` (for ``measured``); each node's wall time in seconds."""
+    """Run ``pipelines`` (from ``from_nodes`` and up to ``to_nodes``, if given) in the
+    scratch project made earlier at ``root`` (for ``measured``); each node's wall time in
+    seconds."""
     timer = NodeTimer()
-    ScratchProject(Path(root), create=False).run(*pipelines, timer=timer, to_nodes=to_nodes)
+    ScratchProject(Path(root), create=False).run(
+        *pipelines, timer=timer, to_nodes=to_nodes, from_nodes=from_nodes
+    )
     return timer.seconds

@@ -1,21 +1,32 @@
-"""Pooled judging against the exhaustive path on a small generated split."""
+"""Pooled judging against the exhaustive path on a small generated split; a bounded
+query set against every clip querying."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pandas as pd
 import pytrec_eval
 
 from expressive_retrieval.evaluation.metrics import format_qrels, format_run, parse_qrels, parse_run
-from expressive_retrieval.evaluation.pooling import judge_pool, system_scores, top_columns, union
+from expressive_retrieval.evaluation.pooling import (
+    judge_pool,
+    system_scores,
+    top_candidates,
+    top_columns,
+    track_scores,
+    union,
+)
 from expressive_retrieval.evaluation.retrieval import per_query_report, split_view
 from expressive_retrieval.evaluation.scorers import FoundScorer, RandomScorer, VectorScorer
+from expressive_retrieval.vectors.track_scores import aggregate_to_tracks
 
 ASPECTS = ["tempo", "dynamics", "timbre"]
 TRACK_SCORING = {"how": "topk_mean", "k": 2}
 
 
-def _split(seed: int = 0, pooled: bool = False):
+def _split(seed: int = 0, pooled: bool = False, queries: dict | None = None):
     rng = np.random.default_rng(seed)
     sizes = rng.integers(2, 6, size=16)
     track = np.repeat([f"t{i:02d}" for i in range(len(sizes))], sizes)
@@ -33,7 +44,7 @@ def _split(seed: int = 0, pooled: bool = False):
         "thresholds": [0.4, 0.6, 0.8],
         "weights": [1.0, 1.0, 1.0],
     }
-    view = split_view(clips, features, relevance, "test", pooled=pooled)
+    view = split_view(clips, features, relevance, "test", pooled=pooled, queries=queries)
     vectors = rng.normal(size=(len(track), 3, 4)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=-1, keepdims=True)
     found = np.argsort(-rng.random((len(track), len(track))), axis=1)[:, :20]
@@ -168,3 +179,76 @@ def test_pooled_metrics_agree_with_pytrec_eval_on_the_pooled_run_and_qrels() -> 
                 expected = pd.Series({q: r[measure] for q, r in results.items()})
                 expected = expected.reindex(frame.index, fill_value=0.0)
                 np.testing.assert_allclose(frame[column], expected, atol=1e-6)
+
+
+def test_each_systems_pool_is_its_own_exact_top_clips_and_tracks() -> None:
+    """The pooling pass (blocks of ``[b, N]`` scores, tracks by ``aggregate_to_tracks``)
+    finds each system's top clips and tracks as its exhaustive scores rank them."""
+    view, scorers = _split(3)
+    depth = 4
+    for name, scorer in scorers.items():
+        clips, tracks = top_candidates(view, scorer, depth, depth, TRACK_SCORING)
+        full = system_scores(view, scorer, TRACK_SCORING)
+        retrieved = np.ones_like(view.valid) if full.retrieved is None else full.retrieved
+        want_clips = top_columns(np.where(view.valid & retrieved, full.clip, -np.inf), depth)
+        np.testing.assert_array_equal(clips, want_clips, err_msg=name)
+        if name != "random":  # random scores tracks apart, with their own uniform draws
+            track = np.where(view.track_valid & np.isfinite(full.track), full.track, -np.inf)
+            if full.track_retrieved is not None:
+                track = np.where(full.track_retrieved, track, -np.inf)
+            np.testing.assert_array_equal(tracks, top_columns(track, depth), err_msg=name)
+
+
+def test_a_query_cap_above_the_split_changes_nothing() -> None:
+    every, scorers = _split(4)
+    capped, _ = _split(4, queries={"max": len(every.clip_ids), "seed": 3})
+    assert capped.queries is None
+    for scorer in scorers.values():
+        a, b = (
+            system_scores(every, scorer, TRACK_SCORING),
+            system_scores(capped, scorer, TRACK_SCORING),
+        )
+        want = per_query_report(every, a.clip, a.track, a.retrieved, a.track_retrieved)
+        got = per_query_report(capped, b.clip, b.track, b.retrieved, b.track_retrieved)
+        for task in want:
+            pd.testing.assert_frame_equal(got[task], want[task], check_exact=True)
+
+
+def test_sampled_queries_measure_what_every_clip_querying_measures_for_them() -> None:
+    """Every clip stays a candidate: a sampled query's metrics are its row of the full
+    evaluation, exhaustive and pooled alike (the pool drawn for the sample only)."""
+    every, scorers = _split(5)
+    sampled, _ = _split(5, queries={"max": 20, "seed": 3})
+    assert len(sampled.query_clips) == 20 and len(sampled.clip_ids) == len(every.clip_ids)
+    pooled_every = judge_pool(_split(5, pooled=True)[0], scorers, 6, 4, TRACK_SCORING)
+    base, _ = _split(5, pooled=True, queries={"max": 20, "seed": 3})
+    pooled = judge_pool(base, scorers, 6, 4, TRACK_SCORING)
+    width = pooled.candidates.shape[1]  # the pad width follows the largest pool
+    full = pooled_every.candidates[sampled.query_clips]
+    np.testing.assert_array_equal(pooled.candidates, full[:, :width])
+    assert (full[:, width:] == -1).all()
+    rows = sampled.query_clips
+    for full_view, view in ((every, sampled), (pooled_every, pooled)):
+        for name, scorer in scorers.items():
+            a = system_scores(full_view, scorer, TRACK_SCORING)
+            b = system_scores(view, scorer, TRACK_SCORING)
+            want = per_query_report(full_view, a.clip, a.track, a.retrieved, a.track_retrieved)
+            got = per_query_report(view, b.clip, b.track, b.retrieved, b.track_retrieved)
+            for task in want:
+                expected = want[task].iloc[rows].reset_index(drop=True)
+                pd.testing.assert_frame_equal(
+                    got[task].reset_index(drop=True), expected, rtol=1e-9, obj=name
+                )
+
+
+def test_track_scores_equal_aggregate_to_tracks_bit_for_bit() -> None:
+    """Clips in any order, ties, unreturned (-inf) clips, tracks of one clip."""
+    view, _ = _split(6)
+    shuffled = np.random.default_rng(0).permutation(len(view.clip_ids))
+    for clip_track in (view.clip_track, view.clip_track[shuffled]):
+        mixed = dataclasses.replace(view, clip_track=clip_track)
+        scores = np.random.default_rng(1).normal(size=(9, len(clip_track)))
+        scores[:, ::7], scores[:, ::5] = -np.inf, 0.5
+        for how, k in (("max", 1), ("topk_mean", 1), ("topk_mean", 2)):
+            want = aggregate_to_tracks(scores, clip_track, len(view.track_ids), how, k)
+            np.testing.assert_array_equal(track_scores(scores, mixed, how, k), want)

@@ -35,6 +35,7 @@ from expressive_retrieval.evaluation.retrieval import (
 from expressive_retrieval.pipelines.evaluation.nodes import (
     SYSTEMS,
     evaluation_view,
+    export_trec,
     measure_systems,
 )
 from expressive_retrieval.pipelines.evaluation.reporting import GATES, enforce_gates, gate_verdicts
@@ -127,6 +128,11 @@ def test_report_follows_the_design_schema(evaluated) -> None:
         assert block["num_queries"] > 0 and block["num_queries_without_relevant"] >= 0
         assert list(block["systems"]) == list(SYSTEMS)
         assert block["judging"]["path"] == "exhaustive"  # the small split: every pair
+        queries = block["queries"]  # and every clip queries (below queries.max)
+        assert queries["path"] == "all" and queries["num_queries"] == queries["of_clips"]
+        assert queries["num_queries"] == (
+            block["num_queries"] + block["num_queries_without_relevant"]
+        )
         # Recall@K only for K at most half the fewest candidates a query ranks.
         assert all(0 < k <= block["num_candidates"] // 2 for k in block["recall_ks"])
         for values in block["systems"].values():
@@ -310,6 +316,40 @@ def test_pooling_the_small_world_measures_what_judging_every_pair_does(evaluated
     assert _flat(got["counterfactual_curves"]) == pytest.approx(
         _flat(want["counterfactual_curves"]), abs=1e-9
     )
+
+
+def test_a_query_cap_measures_each_sampled_query_as_every_clip_querying_does(
+    evaluated, scored
+) -> None:
+    """A cap of a third of the small split: the report says how many queries of how many
+    clips and units; each sampled query's metrics are its row of the uncapped run."""
+    params, checks = scored["params"], scored["checks"]
+    every = scored["evaluation_view"]
+    forced = dict(params, queries={"max": len(every.clip_ids) // 3, "seed": 5})
+    capped = _score(evaluated, forced)
+    view = capped["evaluation_view"]
+    assert len(view.query_clips) == len(every.clip_ids) // 3
+    assert set(view.units[view.query_clips]) == set(every.units), "every unit keeps a query"
+    got, got_rows = measure_systems(
+        view, capped["system_scores"], capped["oracle_system_scores"], forced, checks
+    )
+    for task in TASKS:
+        queries = got["tasks"][task]["queries"]
+        assert queries["path"] == "sampled" and queries["num_queries"] == len(view.query_clips)
+        assert queries["of_clips"] == len(every.clip_ids)
+        assert queries["num_units"] == queries["of_units"] == len(set(every.units))
+        block = got["tasks"][task]
+        assert block["num_queries"] + block["num_queries_without_relevant"] == len(view.query_clips)
+    keys = ["query_clip_id", "task", "system"]
+    want = evaluated.load("evaluation_per_query").set_index(keys)
+    mine = got_rows.set_index(keys)
+    pd.testing.assert_frame_equal(mine, want.loc[mine.index], atol=1e-6)
+    runs, qrels, _ = export_trec(
+        view, capped["system_scores"], capped["oracle_system_scores"], forced
+    )
+    for files in (runs, qrels):  # the sampled queries only, every clip a candidate
+        named = {line.split()[0] for text in files.values() for line in text.splitlines()}
+        assert named <= set(view.query_ids)
 
 
 def test_report_page_is_self_contained(evaluated) -> None:

@@ -1,8 +1,12 @@
 """Judging a large split by pooling, as TREC builds its qrels.
 
 Each pooling system ranks every candidate of a query cheaply, in blocks of queries
-(``scorers.py``); the union of their top ``depth`` clips is the query's clip pool and the
-union of their top ``track_depth`` tracks its track pool. Only pooled pairs get relevance
+(``scorers.py``; vector systems in one product with default-weight query vectors): a
+block's scores are ``[b, N]`` (``b`` shrinks as the split grows, so a block stays within
+``BLOCK_VALUES`` values) and its track scores come from them as the systems score tracks
+(``track_scores``: the best ``k`` clips of each track in ``k`` passes). The union of
+their top ``depth`` clips is the query's clip pool and the union of their top
+``track_depth`` tracks its track pool. Only pooled pairs get relevance
 grades, the expensive oracle scores only them (and every clip of a pooled track, so a
 track's score and grade are exact), and every system is measured on its ranking of the
 pool: a candidate outside it is unjudged and counts as non-relevant (docs/evaluation.md,
@@ -18,9 +22,10 @@ from typing import Any, Protocol
 import numpy as np
 
 from expressive_retrieval.evaluation.retrieval import SplitView, SystemScores, aggregate_clip_scores
-from expressive_retrieval.evaluation.scorers import PairScores, RandomScorer
+from expressive_retrieval.evaluation.scorers import PairScores, RandomScorer, VectorScorer
 
-QUERY_BLOCK = 256  # queries scored against every candidate (or their pool) at once
+QUERY_BLOCK = 256  # queries scored against their pool at once (at most, against every clip)
+BLOCK_VALUES = 1 << 24  # most scores of one block against every clip (per aspect included)
 
 
 class Scorer(Protocol):
@@ -31,10 +36,9 @@ class Scorer(Protocol):
     def pair_scores(self, queries: np.ndarray, columns: np.ndarray | None) -> PairScores: ...
 
 
-def _blocks(num_queries: int) -> list[np.ndarray]:
+def _blocks(num_queries: int, size: int = QUERY_BLOCK) -> list[np.ndarray]:
     return [
-        np.arange(start, min(start + QUERY_BLOCK, num_queries))
-        for start in range(0, num_queries, QUERY_BLOCK)
+        np.arange(start, min(start + size, num_queries)) for start in range(0, num_queries, size)
     ]
 
 
@@ -89,6 +93,44 @@ def member_scores(values: np.ndarray, members: np.ndarray, how: str, k: int) -> 
     return np.where(count > 0, total / np.maximum(count, 1), -np.inf)
 
 
+def track_scores(scores: np.ndarray, view: SplitView, how: str, k: int) -> np.ndarray:
+    """Track scores ``[b, T]`` from clip scores ``[b, N]``, equal to ``aggregate_to_tracks``
+    (the best clip, or the mean of the best ``min(k, clips)``, -inf counted; bit for bit up
+    to ``k = 2``, the default, within float rounding above: the sum's order) without
+    sorting: per track, its maximum and how often it occurs; a maximum used up is dropped
+    and the next one found, ``k`` passes in all."""
+    order, starts, counts = view.track_runs
+    grouped = scores if order is None else np.take(scores, order, axis=1)
+
+    def peak(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        top = np.maximum.reduceat(values, starts, axis=1)
+        at_top = (values == np.repeat(top, counts, axis=1)).astype(np.float64)
+        return top, np.add.reduceat(at_top, starts, axis=1)
+
+    best, left = peak(grouped)
+    if how == "max":
+        return best
+    assert how == "topk_mean", how
+    total = best.copy()
+    for taken in range(1, k):
+        left -= 1
+        spent = left == 0  # every clip at this maximum is taken: drop them, find the next
+        drop = np.repeat(spent, counts, axis=1) & (grouped == np.repeat(best, counts, axis=1))
+        grouped = np.where(drop, -np.inf, grouped)
+        following, times = peak(grouped)
+        best, left = np.where(spent, following, best), np.where(spent, times, left)
+        total += np.where(counts > taken, best, 0.0)
+    return total / np.minimum(counts, k)
+
+
+def _ranking(scorer: Scorer, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """A system's totals of ``queries`` against every clip ``[b, N]``, and what it returned."""
+    if isinstance(scorer, VectorScorer):
+        return scorer.totals(queries), None
+    total, _, retrieved = scorer.pair_scores(queries, None)
+    return total, retrieved
+
+
 def _track_lists(view: SplitView, tracks: np.ndarray) -> np.ndarray:
     """``[b, Pt, M]``: the clips of each listed track (-1 padded)."""
     return np.where(tracks[..., None] >= 0, view.track_members[np.maximum(tracks, 0)], -1)
@@ -97,21 +139,23 @@ def _track_lists(view: SplitView, tracks: np.ndarray) -> np.ndarray:
 def top_candidates(
     view: SplitView, scorer: Scorer, depth: int, track_depth: int, track_scoring: dict[str, Any]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """A system's top ``depth`` clips ``[N, depth]`` and ``track_depth`` tracks per query."""
+    """A system's top ``depth`` clips ``[Q, depth]`` and ``track_depth`` tracks per query,
+    ranked by its scores (ties as ``top_columns``)."""
     clips, tracks = [], []
-    members = view.track_members
     every_track = np.arange(len(view.track_ids))[None, :]
-    for rows in _blocks(len(view.clip_ids)):
-        total, _, retrieved = scorer.pair_scores(rows, None)
-        own = view.clip_track[rows][:, None]
+    size = int(np.clip(BLOCK_VALUES // len(view.clip_ids), 1, QUERY_BLOCK))
+    for rows in _blocks(len(view.query_clips), size):
+        queries = view.query_clips[rows]
+        total, retrieved = _ranking(scorer, queries)
+        own = view.clip_track[queries][:, None]
         valid = view.clip_track[None, :] != own
         if retrieved is not None:
             valid &= retrieved
         masked = np.where(valid, total, -np.inf)
         if isinstance(scorer, RandomScorer):
-            track = scorer.track_scores(rows, None)
+            track = scorer.track_scores(queries, None)
         else:
-            track = member_scores(masked[:, np.maximum(members, 0)], members, **track_scoring)
+            track = track_scores(masked, view, **track_scoring)
         clips.append(top_columns(masked, depth))
         tracks.append(top_columns(np.where(every_track != own, track, -np.inf), track_depth))
     return np.concatenate(clips), np.concatenate(tracks)
@@ -141,14 +185,14 @@ def judge_pool(
     targets = np.zeros((*candidates.shape, len(view.aspects)), dtype=np.float32)
     track_grades = np.zeros(tracks.shape, dtype=np.int64)
     for rows in _blocks(len(candidates)):
-        query = view.features[rows]
+        query = view.features[view.query_clips[rows]]
         targets[rows] = view.model.targets(query, view.features[np.maximum(candidates[rows], 0)])
         lists = _track_lists(view, tracks[rows])
         flat = lists.reshape(len(rows), -1)
         grades = view.model.grades(view.model.targets(query, view.features[np.maximum(flat, 0)]))
         best = member_scores(grades.reshape(lists.shape).astype(np.float64), lists, "max", 1)
         track_grades[rows] = np.maximum(best, 0)
-    own = view.clip_track[:, None]
+    own = view.query_track[:, None]
     valid = (candidates >= 0) & (view.clip_track[np.maximum(candidates, 0)] != own)
     track_valid = (tracks >= 0) & (tracks != own)
     return dataclasses.replace(
@@ -191,22 +235,22 @@ def _positions(rows: np.ndarray, values: np.ndarray) -> np.ndarray:
 def _pooled_pairs(
     view: SplitView, scorer: Scorer, track_scoring: dict[str, Any]
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray]:
-    """``pair_scores`` of the clip pool, and the track pool's scores ``[N, Pt]`` (-inf: a
+    """``pair_scores`` of the clip pool, and the track pool's scores ``[Q, Pt]`` (-inf: a
     track none of whose clips the system returned). Each pair is scored once per query:
     the pooled clips and the pooled tracks' clips overlap."""
     parts, tracks = [], []
-    for rows in _blocks(len(view.clip_ids)):
-        clips = view.candidates[rows]
+    for rows in _blocks(len(view.query_clips)):
+        clips, queries = view.candidates[rows], view.query_clips[rows]
         if isinstance(scorer, RandomScorer):
-            parts.append(scorer.pair_scores(rows, clips))
-            tracks.append(scorer.track_scores(rows, view.track_candidates[rows]))
+            parts.append(scorer.pair_scores(queries, clips))
+            tracks.append(scorer.track_scores(queries, view.track_candidates[rows]))
             continue
         lists = _track_lists(view, view.track_candidates[rows])
         flat = lists.reshape(len(rows), -1)
         both = union([clips, flat], len(view.clip_ids))
         if both.shape[1] == 0:
             both = np.full((len(rows), 1), -1)
-        total, aspects, retrieved = scorer.pair_scores(rows, both)
+        total, aspects, retrieved = scorer.pair_scores(queries, both)
         at, at_track = _positions(both, clips), _positions(both, flat)
         parts.append(
             (
@@ -231,7 +275,7 @@ def system_scores(view: SplitView, scorer: Scorer, track_scoring: dict[str, Any]
     """A scorer's scores of the view's candidates: every pair, or the pool in blocks."""
     started = time.perf_counter()
     if view.candidates is None:
-        queries = np.arange(len(view.clip_ids))
+        queries = view.query_clips
         total, aspects, retrieved = scorer.pair_scores(queries, None)
         if isinstance(scorer, RandomScorer):
             track = scorer.track_scores(queries, None)

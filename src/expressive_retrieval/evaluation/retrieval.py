@@ -3,7 +3,8 @@
 Shared by the oracle's validation gate and the evaluation pipeline, so every system is
 measured the same way (docs/design.md, "Evaluation"):
 
-* queries are the split's clips; candidates are the split's clips (clip→clip) or tracks
+* queries are the split's clips (a seeded sample of them above ``evaluation.queries.max``:
+  ``queries.py``); candidates are every clip of the split (clip→clip) or its tracks
   (clip→track); the query's own track is excluded in both;
 * a candidate clip's grade comes from the relevance model; a candidate track's grade is
   the best grade among its clips, and its score aggregates its clips' scores (top-k mean);
@@ -29,6 +30,7 @@ from expressive_retrieval.evaluation.aspect_checks import (
     faithfulness_verdict,
 )
 from expressive_retrieval.evaluation.metrics import per_query_metrics, recall_cutoffs
+from expressive_retrieval.evaluation.queries import sample_queries
 from expressive_retrieval.evaluation.uncertainty import Resampler
 from expressive_retrieval.vectors.aspects import normalised_weights
 from expressive_retrieval.vectors.track_scores import aggregate_to_tracks
@@ -40,25 +42,40 @@ TASKS = ("clip_to_clip", "clip_to_track")
 class SplitView:
     """Queries × candidates of one split, with their relevance.
 
-    The pair matrices are ``[N, P]`` over each query's candidates: every clip (``P = N``,
-    ``candidates`` None) or its pool (``candidates [N, P]``, clip indices, -1 padded);
+    The queries are ``Q`` of the split's ``N`` clips (``queries``; None: every clip). The
+    pair matrices are ``[Q, P]`` over each query's candidates: every clip (``P = N``,
+    ``candidates`` None) or its pool (``candidates [Q, P]``, clip indices, -1 padded);
     the same for tracks (``T``, ``track_candidates``).
     """
 
-    clip_ids: np.ndarray  # [N] query = candidate clips
+    clip_ids: np.ndarray  # [N] candidate clips (the queries among them)
     track_ids: np.ndarray  # [T] candidate tracks
     clip_track: np.ndarray  # [N] index into track_ids
-    targets: np.ndarray  # [N, P, A] per-aspect target similarity
-    grades: np.ndarray  # [N, P] clip relevance
-    valid: np.ndarray  # [N, P] candidate clip is from another track (and not a pad slot)
-    track_grades: np.ndarray  # [N, Pt]
-    track_valid: np.ndarray  # [N, Pt]
-    units: np.ndarray  # [N] each query's independent unit (its track, or its track's group)
+    targets: np.ndarray  # [Q, P, A] per-aspect target similarity
+    grades: np.ndarray  # [Q, P] clip relevance
+    valid: np.ndarray  # [Q, P] candidate clip is from another track (and not a pad slot)
+    track_grades: np.ndarray  # [Q, Pt]
+    track_valid: np.ndarray  # [Q, Pt]
+    units: np.ndarray  # [N] each clip's independent unit (its track, or its track's group)
     model: RelevanceModel
     features: np.ndarray  # [N, F] standardised clip features (targets of any pair)
-    candidates: np.ndarray | None = None  # [N, P] pooled clips; None: every clip
-    track_candidates: np.ndarray | None = None  # [N, Pt] pooled tracks; None: every track
+    candidates: np.ndarray | None = None  # [Q, P] pooled clips; None: every clip
+    track_candidates: np.ndarray | None = None  # [Q, Pt] pooled tracks; None: every track
     pooling: dict[str, Any] | None = None  # how the pool was drawn; None: exhaustive
+    queries: np.ndarray | None = None  # [Q] clip indices of the queries; None: every clip
+
+    @property
+    def query_clips(self) -> np.ndarray:
+        """``[Q]`` clip index of each query (row of the pair matrices)."""
+        return np.arange(len(self.clip_ids)) if self.queries is None else self.queries
+
+    @property
+    def query_ids(self) -> np.ndarray:
+        return self.clip_ids[self.query_clips]
+
+    @property
+    def query_track(self) -> np.ndarray:
+        return self.clip_track[self.query_clips]
 
     @property
     def aspects(self) -> list[str]:
@@ -73,7 +90,7 @@ class SplitView:
         """Per task, the fewest candidates any query ranks (judged or not)."""
         per_track = np.bincount(self.clip_track, minlength=len(self.track_ids))
         return {
-            "clip_to_clip": int((len(self.clip_ids) - per_track[self.clip_track]).min()),
+            "clip_to_clip": int((len(self.clip_ids) - per_track[self.query_track]).min()),
             "clip_to_track": len(self.track_ids) - 1,
         }
 
@@ -86,6 +103,16 @@ class SplitView:
         within = np.arange(len(by_track)) - np.repeat(np.cumsum(counts) - counts, counts)
         table[self.clip_track[by_track], within] = by_track
         return table
+
+    @cached_property
+    def track_runs(self) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+        """Clips grouped by track: the order ``[N]`` (None: clips already are), each
+        track's first position ``[T]`` in it and its clip count ``[T]`` (every track of a
+        view has clips)."""
+        counts = np.bincount(self.clip_track, minlength=len(self.track_ids))
+        grouped = bool((np.diff(self.clip_track) >= 0).all())
+        order = None if grouped else np.argsort(self.clip_track, kind="stable")
+        return order, np.cumsum(counts) - counts, counts
 
     def slot_clips(self, queries: np.ndarray, slots: np.ndarray) -> np.ndarray:
         """Clip indices of ``slots`` ``[..., k]`` of each query in ``queries``; -1 stays -1."""
@@ -108,18 +135,19 @@ class SplitView:
 
     def resampler(self, uncertainty: dict[str, Any]) -> Resampler:
         """Seeded cluster draws over ``units`` (``resamples``, ``seed`` from conf)."""
-        return Resampler.draw(self.units, uncertainty["resamples"], uncertainty["seed"])
+        units = self.units[self.query_clips]
+        return Resampler.draw(units, uncertainty["resamples"], uncertainty["seed"])
 
 
 @dataclass
 class SystemScores:
     """One system's scores of a split view's queries against its candidates."""
 
-    clip: np.ndarray  # [N, N] clip→clip scores (finite wherever view.valid)
-    track: np.ndarray  # [N, T] clip→track scores
-    aspects: np.ndarray | None = None  # [N, N, A] per-aspect sub-scores, if the system has them
-    retrieved: np.ndarray | None = None  # [N, N] what the system returned (None: everything)
-    track_retrieved: np.ndarray | None = None  # [N, T]
+    clip: np.ndarray  # [Q, P] clip→clip scores (finite wherever view.valid)
+    track: np.ndarray  # [Q, Pt] clip→track scores
+    aspects: np.ndarray | None = None  # [Q, P, A] per-aspect sub-scores, if the system has them
+    retrieved: np.ndarray | None = None  # [Q, P] what the system returned (None: everything)
+    track_retrieved: np.ndarray | None = None  # [Q, Pt]
     seconds: float = 0.0  # wall time of the scoring
 
 
@@ -131,12 +159,15 @@ def split_view(
     splits: pd.DataFrame | None = None,
     unit: str = "track_id",
     pooled: bool = False,
+    queries: dict[str, Any] | None = None,
 ) -> SplitView:
     """Build the query/candidate relevance of ``split`` (clips ordered by ``clip_id``).
 
     ``unit`` names the column of ``splits`` (``track_id`` or ``group_id``) whose values are
     the independent units that intervals resample; without ``splits``, tracks. ``pooled``
     leaves the pool empty (no pair is judged) for ``pooling.judge_pool`` to fill.
+    ``queries`` (``max``, ``seed``) bounds the queries: above ``max`` clips, a sample
+    stratified over the units (``queries.sample_queries``); every clip stays a candidate.
     """
     model = RelevanceModel.from_dict(relevance_model)
     members = clips[clips["split"] == split].sort_values("clip_id", kind="stable")
@@ -150,28 +181,34 @@ def split_view(
         if splits is None
         else splits.set_index("track_id")[unit].loc[query_tracks].to_numpy()
     )
+    units = units.astype(str)
+    chosen = None
+    if queries is not None and len(z) > queries["max"]:
+        chosen = sample_queries(units, clip_track, queries["max"], queries["seed"])
+    rows = np.arange(len(z)) if chosen is None else chosen
     if pooled:
-        empty = np.zeros((len(z), 0), dtype=np.int64)
+        empty = np.zeros((len(rows), 0), dtype=np.int64)
         return SplitView(
             clip_ids=members["clip_id"].to_numpy(),
             track_ids=track_ids,
             clip_track=clip_track,
-            targets=np.zeros((len(z), 0, len(model.aspects)), dtype=np.float32),
+            targets=np.zeros((len(rows), 0, len(model.aspects)), dtype=np.float32),
             grades=empty,
             valid=empty.astype(bool),
             track_grades=empty,
             track_valid=empty.astype(bool),
-            units=units.astype(str),
+            units=units,
             model=model,
             features=z,
             candidates=empty,
             track_candidates=empty,
             pooling={},
+            queries=chosen,
         )
-    targets = model.targets(z, z)
+    targets = model.targets(z if chosen is None else z[chosen], z)
     grades = model.grades(targets)
-    valid = clip_track[:, None] != clip_track[None, :]
-    track_valid = clip_track[:, None] != np.arange(len(track_ids))[None, :]
+    valid = clip_track[rows, None] != clip_track[None, :]
+    track_valid = clip_track[rows, None] != np.arange(len(track_ids))[None, :]
     track_grades = aggregate_to_tracks(
         grades.astype(np.float64), clip_track, len(track_ids), how="max"
     ).astype(np.int64)
@@ -184,9 +221,10 @@ def split_view(
         valid=valid,
         track_grades=track_grades,
         track_valid=track_valid,
-        units=units.astype(str),
+        units=units,
         model=model,
         features=z,
+        queries=chosen,
     )
 
 
@@ -203,7 +241,7 @@ def view_clips(table: pd.DataFrame, view: SplitView) -> pd.DataFrame:
 
 
 def aggregate_clip_scores(view: SplitView, scores: np.ndarray, how: str, k: int) -> np.ndarray:
-    """Score candidate tracks ``[N, T]`` through their clips' scores ``[N, N]`` (every pair
+    """Score candidate tracks ``[Q, T]`` through their clips' scores ``[Q, N]`` (every pair
     judged; a pool scores its tracks' clips apart: ``pooling.system_scores``)."""
     assert view.candidates is None, "a pooled view scores its tracks through pooling"
     return aggregate_to_tracks(scores, view.clip_track, len(view.track_ids), how=how, k=k)
@@ -212,7 +250,7 @@ def aggregate_clip_scores(view: SplitView, scores: np.ndarray, how: str, k: int)
 def scores_from_aspects(
     view: SplitView, aspect_scores: np.ndarray, track_scoring: dict[str, Any], seconds: float = 0.0
 ) -> SystemScores:
-    """Default-weight totals of per-aspect scores ``[N, N, A]``; tracks through their clips."""
+    """Default-weight totals of per-aspect scores ``[Q, N, A]``; tracks through their clips."""
     total = aspect_scores @ normalised_weights(view.model.weights, len(view.aspects))
     track = aggregate_clip_scores(view, total, **track_scoring)
     return SystemScores(total, track, aspects=aspect_scores, seconds=seconds)
@@ -225,7 +263,7 @@ def per_query_report(
     retrieved: np.ndarray | None = None,
     track_retrieved: np.ndarray | None = None,
 ) -> dict[str, pd.DataFrame]:
-    """``per_query_metrics`` of both tasks (rows = ``view.clip_ids``), recall at ``recall_ks``.
+    """``per_query_metrics`` of both tasks (rows = ``view.query_ids``), recall at ``recall_ks``.
 
     ``retrieved`` / ``track_retrieved`` mark what a system returned (default: everything).
     """
@@ -255,7 +293,7 @@ def per_query_report(
 def aspect_report(
     view: SplitView, aspect_scores: np.ndarray, checks: dict[str, Any], resampler: Resampler
 ) -> dict[str, Any]:
-    """Faithfulness matrix and counterfactual effects from per-aspect scores ``[N, N, A]``.
+    """Faithfulness matrix and counterfactual effects from per-aspect scores ``[Q, P, A]``.
 
     For each aspect ``a``, raising its weight changes every query's top-``k`` mean targets:
     ``effect`` is the change of ``target_a`` and ``worst_other`` the other aspect whose

@@ -13,7 +13,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from expressive_retrieval.vectors.aspects import aspect_similarities, normalised_weights
+from expressive_retrieval.vectors.aspects import (
+    aspect_similarities,
+    normalised_weights,
+    weight_query_vectors,
+)
 
 PairScores = tuple[np.ndarray, np.ndarray | None, np.ndarray | None]  # total, aspects, retrieved
 
@@ -48,20 +52,34 @@ class VectorScorer:
         assert self.weights is not None, "aspect vectors need their default weights"
         return aspects @ normalised_weights(self.weights, self.num_aspects), aspects, None
 
+    def totals(self, queries: np.ndarray) -> np.ndarray:
+        """``[b, N]`` totals against every clip in one product (default-weight query vectors,
+        as an index searches): for ranking only, equal to ``pair_scores``' up to float32
+        rounding."""
+        query = self.vectors[queries]
+        if self.num_aspects is not None:
+            assert self.weights is not None, "aspect vectors need their default weights"
+            query = weight_query_vectors(query, self.weights, self.num_aspects)
+        return (query @ self.vectors.T).astype(np.float64)
+
 
 @dataclass
 class FoundScorer:
-    """What an index returned: per query clip, found split clips ``[N, D]`` (-1: none).
+    """What an index returned: per query clip, found split clips ``[Q, D]`` (-1: none).
 
-    A pair it did not return is not retrieved (score 0, ``retrieved`` False).
+    ``queries`` are the clips the rows of ``found`` belong to (ascending; None: every clip
+    of the split). A pair it did not return is not retrieved (score 0, ``retrieved`` False).
     """
 
     found: np.ndarray
     scores: np.ndarray
     num_clips: int
     seconds: float = 0.0
+    queries: np.ndarray | None = None
 
     def pair_scores(self, queries: np.ndarray, columns: np.ndarray | None) -> PairScores:
+        if self.queries is not None:
+            queries = np.searchsorted(self.queries, queries)
         found = self.found[queries]
         rows = np.broadcast_to(np.arange(len(queries))[:, None], found.shape)
         hit = found >= 0

@@ -52,7 +52,7 @@ def _strata(
     names: list[str],
 ) -> pd.Series:
     """One stratum label per query: its track's columns and/or ``cosine_difficulty``."""
-    track = clips.set_index("clip_id").loc[view.clip_ids, "track_id"].to_numpy()
+    track = clips.set_index("clip_id").loc[view.query_ids, "track_id"].to_numpy()
     info = tracks.set_index("track_id").loc[track].reset_index()
     parts = []
     for name in names:
@@ -60,7 +60,7 @@ def _strata(
             cosine = per_query[
                 (per_query["system"] == "cosine") & (per_query["task"] == "clip_to_clip")
             ]
-            ndcg = cosine.set_index("query_clip_id").loc[view.clip_ids, "ndcg@10"].fillna(0.0)
+            ndcg = cosine.set_index("query_clip_id").loc[view.query_ids, "ndcg@10"].fillna(0.0)
             tertile = pd.qcut(ndcg.rank(method="first"), 3, labels=["hard", "medium", "easy"])
             parts.append(np.asarray(tertile, dtype=str))
         elif name in info:
@@ -110,7 +110,7 @@ def _rankings(
     systems: dict[str, SystemScores], view: SplitView, depth: int
 ) -> dict[str, np.ndarray]:
     """Each system's top ``depth`` clip indices per query (-1 padded)."""
-    clip_ids, queries = list(view.clip_ids), np.arange(len(view.clip_ids))
+    clip_ids, queries = list(view.clip_ids), np.arange(len(view.query_clips))
     rankings = {}
     for name, s in systems.items():
         valid = view.valid if s.retrieved is None else view.valid & s.retrieved
@@ -151,7 +151,7 @@ def make_audit_kit(
     digest = hashlib.sha256(dataset_version["dataset_version"].encode())
     digest.update(pool[["query", "candidate"]].to_numpy().tobytes())
     kit_id = digest.hexdigest()[:12]
-    table = kit_table(pool, view.clip_ids, view.clip_ids, audit["seed"], kit_id)
+    table = kit_table(pool, view.query_ids, view.clip_ids, audit["seed"], kit_id)
     with segments:
         for side in ("query", "candidate"):
             table = table.join(_clip_times(table, side, clips, tracks, segments))
@@ -223,15 +223,17 @@ def ingest_audit_judgements(
     judgements, notes = parse_judgements(audit_judgements or {})
     if judgements.empty:
         return _pending("no judgements returned yet", notes)
+    row = pd.Series(np.arange(len(view.query_clips)), index=view.query_ids)
     position = pd.Series(np.arange(len(view.clip_ids)), index=view.clip_ids)
-    judgements["query"] = position.reindex(judgements["query_clip_id"]).to_numpy()
+    judgements["query"] = row.reindex(judgements["query_clip_id"]).to_numpy()
     judgements["candidate"] = position.reindex(judgements["candidate_clip_id"]).to_numpy()
     usable = judgements.dropna(subset=["query", "candidate"]).astype(
         {"query": int, "candidate": int}
     )
     if len(usable) < len(judgements):
         notes.append(
-            f"{len(judgements) - len(usable)} judgements name clips outside the {params['split']} split"
+            f"{len(judgements) - len(usable)} judgements name clips outside the "
+            f"{params['split']} split's queries and candidates"
         )
     if usable.empty:
         return _pending("no judgement names a pair of the evaluated split", notes)
@@ -259,7 +261,7 @@ def ingest_audit_judgements(
     if not audit_key.empty and audit_key["kit_id"].iloc[0] in kit_ids:
         graded = audit_key.merge(
             consensus.assign(
-                query_clip_id=view.clip_ids[consensus["query"]],
+                query_clip_id=view.query_ids[consensus["query"]],
                 candidate_clip_id=view.clip_ids[consensus["candidate"]],
             ),
             on=["query_clip_id", "candidate_clip_id"],

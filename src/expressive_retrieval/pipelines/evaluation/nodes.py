@@ -1,7 +1,8 @@
 """Nodes of ``evaluation``: the split's view, measuring every system, exporting TREC files.
 
 Every system ranks the split's clips (clip→clip) and tracks (clip→track) for every clip of
-the split as a query, the query's own track excluded (docs/design.md, "Evaluation"); the
+the split as a query (a stratified sample of them above ``queries.max``), the query's own
+track excluded (docs/design.md, "Evaluation"); the
 scores come from ``scoring.py`` (every pair, or a pool for a large split). Systems with
 per-aspect sub-scores also get the faithfulness matrix, counterfactual effects and
 curves; every mean gets its interval. The report, its pages and the gates are in
@@ -56,8 +57,9 @@ def evaluation_view(
     params: dict[str, Any],
     checks: dict[str, Any],
 ) -> SplitView:
-    """Queries, candidates, independent units; graded relevance and aspect targets of every
-    pair, or none yet when the split has more than ``pooling.above_clips`` clips."""
+    """Queries (every clip, or ``queries.max`` of them), candidates, independent units;
+    graded relevance and aspect targets of every pair, or none yet when the split has more
+    than ``pooling.above_clips`` clips."""
     unit = checks["uncertainty"]["unit"]
     pooled = int((clips["split"] == params["split"]).sum()) > params["pooling"]["above_clips"]
     view = split_view(
@@ -68,17 +70,38 @@ def evaluation_view(
         splits,
         unit,
         pooled,
+        params["queries"],
     )
     logger.info(
-        "Evaluating on %s: %d query clips, %d candidate tracks, %d independent units (%s), %s",
+        "Evaluating on %s: %d query clips of %d, %d candidate tracks, %d independent units "
+        "(%s) of which %d hold queries, %s",
         params["split"],
+        len(view.query_clips),
         len(view.clip_ids),
         len(view.track_ids),
         len(np.unique(view.units)),
         unit,
+        len(np.unique(view.units[view.query_clips])),
         "judged on a pool" if pooled else "every pair judged",
     )
     return view
+
+
+def query_set(view: SplitView, queries: dict[str, Any]) -> dict[str, Any]:
+    """Which clips query: ``all`` of the split's, or a ``sampled`` subset (how many of how
+    many clips and units, its cap and seed)."""
+    sampled = view.queries is not None
+    return {
+        "path": "sampled" if sampled else "all",
+        "max": queries["max"],
+        "seed": queries["seed"],
+        "num_queries": len(view.query_clips),
+        "of_clips": len(view.clip_ids),
+        "num_units": len(np.unique(view.units[view.query_clips])),
+        "of_units": len(np.unique(view.units)),
+        "num_tracks": len(np.unique(view.query_track)),
+        "of_tracks": len(view.track_ids),
+    }
 
 
 def all_systems(*groups: dict[str, SystemScores]) -> dict[str, SystemScores]:
@@ -152,6 +175,7 @@ def measure_systems(
                     "num_candidates": view.num_candidates[task],
                     "recall_ks": list(view.recall_ks[task]),
                     "judging": judging(view, task, params["pooling"]),
+                    "queries": query_set(view, params["queries"]),
                     "systems": {},
                 },
             )
@@ -162,7 +186,7 @@ def measure_systems(
                 for m, lo, hi in zip(metrics, low, high, strict=True)
             }
             ndcg[task][name] = frame["ndcg@10"].to_numpy()
-            frames.append(frame.assign(query_clip_id=view.clip_ids, task=task, system=name))
+            frames.append(frame.assign(query_clip_id=view.query_ids, task=task, system=name))
     alpha = params["comparisons"]["alpha"]
     comparisons = compare_pairs(ndcg, comparison_pairs(params), resampler, alpha, "ndcg@10")
     aspect_checks = checks["aspects"]
@@ -214,14 +238,15 @@ def export_trec(
     """TREC runs ``<task>/<system>.trec`` (top ``run_depth``), qrels ``<task>.qrels``."""
     systems = all_systems(system_scores, oracle_scores)
     depth = params["run_depth"]
-    clip_ids, track_ids = list(view.clip_ids), list(view.track_ids)
+    query_ids, clip_ids = list(view.query_ids), list(view.clip_ids)
+    track_ids = list(view.track_ids)
     runs = {}
     for name, s in systems.items():
         runs[f"clip_to_clip/{name}.trec"] = format_run(
-            clip_ids, s.clip, clip_ids, view.valid, name, depth, s.retrieved, view.candidates
+            query_ids, s.clip, clip_ids, view.valid, name, depth, s.retrieved, view.candidates
         )
         runs[f"clip_to_track/{name}.trec"] = format_run(
-            clip_ids,
+            query_ids,
             s.track,
             track_ids,
             view.track_valid,
@@ -232,10 +257,10 @@ def export_trec(
         )
     qrels = {
         "clip_to_clip.qrels": format_qrels(
-            clip_ids, view.grades, clip_ids, view.valid, view.candidates
+            query_ids, view.grades, clip_ids, view.valid, view.candidates
         ),
         "clip_to_track.qrels": format_qrels(
-            clip_ids, view.track_grades, track_ids, view.track_valid, view.track_candidates
+            query_ids, view.track_grades, track_ids, view.track_valid, view.track_candidates
         ),
     }
     summary = {

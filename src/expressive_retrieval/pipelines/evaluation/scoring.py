@@ -82,7 +82,7 @@ class _OraclePairs:
     seconds: float = 0.0
 
     def pair_scores(self, queries: np.ndarray, columns: np.ndarray | None) -> PairScores:
-        assert columns is not None, "the oracle scores a pool only"
+        assert columns is not None, "the oracle scores a pool only (or every pair: score_many)"
         per_aspect = self.model.score_lists(self.encoded[queries], self.encoded, columns)
         aspects = per_aspect.astype(np.float64)
         return aspects @ normalised_weights(self.weights, aspects.shape[-1]), aspects, None
@@ -97,17 +97,18 @@ def score_oracle(
     params: dict[str, Any],
 ) -> dict[str, SystemScores]:
     """The oracle over every (query, candidate) pair, or over the pool only; tracks as its
-    config aggregates them."""
+    config aggregates them. Every clip of the split is encoded once."""
     model = OracleScorer.from_state(OracleConfig.from_dict(oracle_config), oracle_model).eval()
     track = {"how": model.config.track_aggregation, "k": model.config.track_topk}
     started = time.perf_counter()
     chunks = segments.iter_clip_chunks(clip_refs(view_clips(clips, view)), params["chunk_size"])
+    encoded = torch.cat([model.encode_clips(block) for block in chunks])
     if view.candidates is None:
-        _, per_aspect = model.score_all(chunks)
+        queries = encoded[torch.as_tensor(view.query_clips)]
+        _, per_aspect = model.score_many(queries, encoded)
         seconds = time.perf_counter() - started
         scores = scores_from_aspects(view, per_aspect.astype(np.float64), track, seconds)
     else:
-        encoded = torch.cat([model.encode_clips(block) for block in chunks])
         pairs = _OraclePairs(model, encoded, view.model.weights, time.perf_counter() - started)
         scores = system_scores(view, pairs, track)
     judged = f"{scores.clip.size} pairs" if view.candidates is None else "the pool"
@@ -118,7 +119,8 @@ def score_oracle(
 def _ann_found(
     index: Any, clip_ids: pd.DataFrame, queries: np.ndarray, view: SplitView, params: dict[str, Any]
 ) -> FoundScorer:
-    """An index of the whole corpus searched with default-weight queries, hits kept on the split.
+    """An index of the whole corpus searched with the default-weight vectors of the view's
+    queries (``queries [Q, d]``), hits kept on the split.
 
     Each query asks for ``ann_depth`` neighbours (at most the index size) and keeps those
     in the split. Candidates it did not return are not retrieved: they are absent from the
@@ -132,7 +134,9 @@ def _ann_found(
     found_ids = clip_ids["clip_id"].to_numpy()[np.maximum(rows, 0)]
     columns = position.reindex(found_ids.ravel()).to_numpy().reshape(rows.shape)
     found = np.where((rows >= 0) & ~np.isnan(columns), np.nan_to_num(columns, nan=-1), -1)
-    return FoundScorer(found.astype(np.int64), found_scores, len(view.clip_ids), seconds)
+    return FoundScorer(
+        found.astype(np.int64), found_scores, len(view.clip_ids), seconds, view.query_clips
+    )
 
 
 def score_projections(
@@ -173,7 +177,7 @@ def score_projections(
         "projection_distilled": VectorScorer(distilled, num_aspects, weights),
         "projection": VectorScorer(plain, num_aspects, weights, embed_seconds),
     }
-    queries = weight_query_vectors(distilled, config.default_weights, num_aspects)
+    queries = weight_query_vectors(distilled[view.query_clips], config.default_weights, num_aspects)
     systems["projection_distilled_ann"] = _ann_found(clip_index[0], clip_ids, queries, view, params)
     factory, search_params = large_index_config(
         len(clip_vectors), clip_vectors.shape[1], index_params["large"]
