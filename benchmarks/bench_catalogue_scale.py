@@ -81,9 +81,12 @@ TRAINED = ("oracle_scorer", "projection_retriever")
 
 def _run(project: ScratchProject, pipeline: str, **nodes: list[str]) -> dict[str, Any]:
     run = measured(
-        "benchmarks.scratch:run_pipelines", root=str(project.root), pipelines=[pipeline], **nodes
+        "benchmarks.scratch:profile_pipelines",
+        root=str(project.root),
+        pipelines=[pipeline],
+        **nodes,
     )
-    return {"wall_s": run["wall_s"], "peak_rss_mb": run["peak_rss_mb"], "nodes_s": run["value"]}
+    return {"wall_s": run["wall_s"], "peak_rss_mb": run["peak_rss_mb"], **run["value"]}
 
 
 def borrow_models(project: ScratchProject, source: ScratchProject) -> dict[str, Any]:

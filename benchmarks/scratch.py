@@ -7,6 +7,7 @@ whose ``conf_source`` is a copy of ``conf/base`` with every ``data/...`` path mo
 
 from __future__ import annotations
 
+import resource
 import shutil
 import time
 from pathlib import Path
@@ -111,10 +112,12 @@ class ScratchProject:
 
 
 class NodeTimer:
-    """A Kedro hook that records each node's wall time (seconds, by node name)."""
+    """A Kedro hook that records each node's wall time (seconds, by node name) and the
+    process's peak RSS after it (MB): the first node after which the peak jumps holds it."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        self.peak_rss_mb: dict[str, float] = {}
         self._started: dict[str, float] = {}
 
     @hook_impl
@@ -124,19 +127,26 @@ class NodeTimer:
     @hook_impl
     def after_node_run(self, node: Any) -> None:
         self.seconds[node.name] = round(time.perf_counter() - self._started.pop(node.name), 3)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        self.peak_rss_mb[node.name] = round(peak, 1)
 
 
-def run_pipelines(
+def profile_pipelines(
     root: str,
     pipelines: list[str],
     to_nodes: list[str] | None = None,
     from_nodes: list[str] | None = None,
-) -> dict[str, float]:
+) -> dict[str, dict[str, float]]:
     """Run ``pipelines`` (from ``from_nodes`` and up to ``to_nodes``, if given) in the
-    scratch project made earlier at ``root`` (for ``measured``); each node's wall time in
-    seconds."""
+    scratch project made earlier at ``root`` (for ``measured``): each node's wall time
+    (``nodes_s``) and the peak RSS after it (``peak_rss_after_mb``)."""
     timer = NodeTimer()
     ScratchProject(Path(root), create=False).run(
         *pipelines, timer=timer, to_nodes=to_nodes, from_nodes=from_nodes
     )
-    return timer.seconds
+    return {"nodes_s": timer.seconds, "peak_rss_after_mb": timer.peak_rss_mb}
+
+
+def run_pipelines(root: str, pipelines: list[str], **nodes: list[str] | None) -> dict[str, float]:
+    """``profile_pipelines``' node times alone."""
+    return profile_pipelines(root, pipelines, **nodes)["nodes_s"]
