@@ -10,6 +10,7 @@ from __future__ import annotations
 import resource
 import shutil
 import time
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,15 @@ def _relocate(node: Any, data_root: Path) -> Any:
     if isinstance(node, str) and node.startswith("data/"):
         return str(data_root / node)
     return node
+
+
+@cache
+def _bootstrap() -> None:
+    """Configure Kedro for this repository, once per process (it reloads the settings,
+    about a second inside pytest's deep stacks, and never changes between sessions)."""
+    from kedro.framework.startup import bootstrap_project
+
+    bootstrap_project(REPO)
 
 
 def deep_merge(base: dict, override: dict) -> dict:
@@ -49,6 +59,7 @@ class ScratchProject:
     ) -> None:
         self.root = Path(root)
         self.conf = self.root / "conf"
+        self._paths_catalog: Any = None
         if not create:  # attach to a scratch project made earlier
             return
         shutil.copytree(REPO / "conf" / "base", self.conf / "base")
@@ -83,9 +94,8 @@ class ScratchProject:
 
     def _session(self) -> Any:
         from kedro.framework.session import KedroSession
-        from kedro.framework.startup import bootstrap_project
 
-        bootstrap_project(REPO)
+        _bootstrap()
         return KedroSession.create(project_path=REPO, conf_source=str(self.conf))
 
     def run(self, *pipelines: str, timer: NodeTimer | None = None, **kwargs: Any) -> None:
@@ -106,8 +116,14 @@ class ScratchProject:
         return self.catalog().load(name)
 
     def versions(self, name: str) -> list[str]:
-        """Saved versions of a versioned dataset (folder names), sorted."""
-        path = Path(self.catalog().get(name)._filepath)
+        """Saved versions of a versioned dataset (folder names), sorted.
+
+        Paths come from the catalog config alone, which a scratch project never changes:
+        one catalog (never used to load or save) answers every later call.
+        """
+        if self._paths_catalog is None:
+            self._paths_catalog = self.catalog()
+        path = Path(self._paths_catalog.get(name)._filepath)
         return sorted(p.name for p in path.iterdir()) if path.is_dir() else []
 
 
