@@ -272,6 +272,21 @@ def test_validate_result_shape_caps_examples_and_is_quiet(
     assert capfd.readouterr().err == ""
 
 
+def test_validation_in_blocks_of_rows_reports_what_one_pass_reports() -> None:
+    df = pd.DataFrame({"id": [f"r{i}" for i in range(50)], "x": range(50)})
+    gxe = ex._gxe()
+    suite = [
+        gxe.ExpectColumnValuesToBeBetween(column="x", max_value=9),
+        gxe.ExpectColumnValuesToNotBeNull(column="x"),
+    ]
+    whole = ex.validate(df, "demo", suite, ["id"])
+    blocks = ex.validate(df, "demo", suite, ["id"], chunk_rows=7)
+    assert blocks == whole
+    assert not blocks["success"] and blocks["statistics"]["unsuccessful_expectations"] == 1
+    assert blocks["results"][0]["unexpected_count"] == 40
+    assert blocks["results"][0]["unexpected_examples"][0] == {"id": "r10", "x": 10}
+
+
 def test_concurrent_validations_do_not_share_state() -> None:
     gxe = ex._gxe()
     frames = [pd.DataFrame({"x": range(n)}) for n in (20, 30, 40, 50)]

@@ -39,6 +39,7 @@ from expressive_retrieval.data.splits import (
 
 MAX_EXAMPLES = 20
 MAX_LEAKS = 1000
+ROW_CHUNK = 250_000  # rows validated at once by the row-wise suites (pairs, triples, leakage)
 
 _CLIP_COLUMNS = ("clip_id", "track_id", "segment_start", "segment_end", "split")
 _SPLIT_COLUMNS = ("track_id", "group_id", "split")
@@ -143,16 +144,48 @@ def _entry(result: dict, id_columns: Sequence[str]) -> dict:
 
 
 def validate(
-    df: pd.DataFrame, suite_name: str, expectations: list, id_columns: Sequence[str] = ()
+    df: pd.DataFrame,
+    suite_name: str,
+    expectations: list,
+    id_columns: Sequence[str] = (),
+    chunk_rows: int | None = None,
 ) -> dict:
     """Run `expectations` (GX expectation objects) on `df`; return a JSON-able result.
 
     With `id_columns` (those present in `df`), unexpected examples are rows holding the id
-    columns and the checked column(s); otherwise they are the unexpected values.
+    columns and the checked column(s); otherwise they are the unexpected values. With
+    `chunk_rows`, a longer frame is validated a block of rows at a time and the results
+    merged (counts summed, the first examples kept), so memory stays flat in the frame's
+    length: only for suites whose expectations look at one row at a time.
     """
+    ids = [c for c in id_columns if c in df.columns]
+    step = chunk_rows or max(len(df), 1)
+    results = [
+        _validate_rows(df.iloc[start : start + step], suite_name, expectations, ids)
+        for start in range(0, max(len(df), 1), step)
+    ]
+    entries = [_merged(parts) for parts in zip(*results, strict=True)]
+    succeeded = sum(e["success"] for e in entries)
+    return {
+        "suite": suite_name,
+        "success": succeeded == len(entries),
+        "statistics": {
+            "evaluated_expectations": len(entries),
+            "successful_expectations": succeeded,
+            "unsuccessful_expectations": len(entries) - succeeded,
+            "success_percent": 100.0 * succeeded / len(entries) if entries else None,
+            "row_count": len(df),
+        },
+        "results": entries,
+    }
+
+
+def _validate_rows(
+    df: pd.DataFrame, suite_name: str, expectations: list, ids: list[str]
+) -> list[dict]:
+    """One GX validation of `df`: its result entries, in suite order."""
     import great_expectations as gx
 
-    ids = [c for c in id_columns if c in df.columns]
     result_format: dict[str, Any] = {
         "result_format": "SUMMARY",
         "partial_unexpected_count": MAX_EXAMPLES,
@@ -162,11 +195,19 @@ def validate(
     suite = gx.ExpectationSuite(name=suite_name, expectations=list(expectations))
     batch = _batch_definition().get_batch(batch_parameters={"dataframe": df})
     outcome = batch.validate(suite, result_format=result_format).to_json_dict()
+    return [_entry(r, ids) for r in outcome["results"]]
+
+
+def _merged(parts: Sequence[dict]) -> dict:
+    """One entry from the same expectation's entries on blocks of rows."""
+    counts = [p["unexpected_count"] for p in parts if p["unexpected_count"] is not None]
+    exceptions = [p["exception"] for p in parts if p["exception"]]
     return {
-        "suite": suite_name,
-        "success": bool(outcome["success"]),
-        "statistics": {**outcome["statistics"], "row_count": len(df)},
-        "results": [_entry(r, ids) for r in outcome["results"]],
+        **parts[0],
+        "success": all(p["success"] for p in parts),
+        "unexpected_count": sum(counts) if counts else None,
+        "unexpected_examples": [e for p in parts for e in p["unexpected_examples"]][:MAX_EXAMPLES],
+        "exception": exceptions[0] if exceptions else None,
     }
 
 
@@ -271,8 +312,8 @@ def validate_labels(
     suites = {
         "clips": validate(clips, "clips", clips_suite(), ["clip_id"]),
         "splits": validate(splits, "splits", splits_suite(), ["track_id"]),
-        "pairs": validate(pairs, "pairs", pairs_suite(aspects), PAIR_COLUMNS),
-        "triples": validate(triples, "triples", triples_suite(), TRIPLE_COLUMNS),
+        "pairs": validate(pairs, "pairs", pairs_suite(aspects), PAIR_COLUMNS, ROW_CHUNK),
+        "triples": validate(triples, "triples", triples_suite(), TRIPLE_COLUMNS, ROW_CHUNK),
     }
     missing = _missing(
         {
@@ -294,7 +335,7 @@ def validate_labels(
         }
     else:
         frame, leaks = leakage(splits, tracks, group_keys, clips, pairs, triples)
-        suites["leakage"] = validate(frame, "leakage", leakage_suite(), ["kind", "id"])
+        suites["leakage"] = validate(frame, "leakage", leakage_suite(), ["kind", "id"], ROW_CHUNK)
     return _report(suites, leaks)
 
 

@@ -336,12 +336,19 @@ def _grouped(rows: pd.DataFrame, key: str, kind: str) -> tuple[pd.DataFrame, lis
 def _row_entities(
     table: pd.DataFrame, columns: Sequence[str], clip_split: pd.Series, kind: str
 ) -> tuple[pd.DataFrame, list[dict]]:
-    """Rows and leaks for pairs/triples: the splits of their clips (and own `split` column)."""
-    assigned = {c: table[c].map(clip_split) for c in columns}
-    if "split" in table.columns:
-        assigned["split"] = table["split"]
-    matrix = pd.DataFrame(assigned).to_numpy(dtype=object)
-    codes = pd.factorize(matrix.ravel())[0].reshape(matrix.shape)
+    """Rows and leaks for pairs/triples: the splits of their clips (and own `split` column).
+
+    Splits are integer codes (-1: the clip is unknown or has no split) and ids stay pandas
+    strings, so a table of millions of pairs costs a few bytes per cell, not a Python object.
+    """
+    own = table["split"] if "split" in table.columns else pd.Series(dtype=object)
+    names = pd.Index(pd.unique(pd.concat([clip_split, own]).dropna()))
+    clip_codes = np.append(names.get_indexer(clip_split), -1)  # position -1: unknown clip
+    codes = np.stack(
+        [clip_codes[clip_split.index.get_indexer(table[c])] for c in columns]
+        + ([names.get_indexer(own)] if "split" in table.columns else []),
+        axis=1,
+    )
     known = codes >= 0
     num = np.ones(len(table), dtype=int)
     for j in range(1, codes.shape[1]):
@@ -350,12 +357,12 @@ def _row_entities(
     ids = table[columns[0]].astype(str)
     for column in columns[1:]:
         ids = ids + "|" + table[column].astype(str)
-    frame = pd.DataFrame({"kind": kind, "id": ids.to_numpy(dtype=str), "num_splits": num})
+    frame = pd.DataFrame({"kind": kind, "id": ids.reset_index(drop=True), "num_splits": num})
     leaks = [
         {
             "kind": kind,
             "id": frame["id"].iat[i],
-            "splits": _ordered(matrix[i][known[i]]) + ([UNKNOWN_CLIP] * (not known[i].all())),
+            "splits": _ordered(names[codes[i][known[i]]]) + ([UNKNOWN_CLIP] * (not known[i].all())),
         }
         for i in np.flatnonzero(num != 1)
     ]
