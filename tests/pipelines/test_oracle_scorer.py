@@ -141,6 +141,27 @@ def test_gate_rejects_models_that_ignore_aspects(trained, variant) -> None:
     assert any(f.startswith(("aspect_faithfulness", "counterfactual")) for f in verdict.failures)
 
 
+def test_gate_on_a_query_sample_scores_only_the_sampled_queries(trained) -> None:
+    params = trained.catalog().load("params:oracle_scorer")
+    checks = trained.catalog().load("params:checks")
+    segments, clips = trained.load("segments"), trained.load("clips")
+    args = (
+        clips,
+        trained.load("clip_aspect_features"),
+        trained.load("dataset_version")["relevance"],
+        "val",
+        trained.load("splits"),
+        checks["uncertainty"]["unit"],
+    )
+    full = split_view(*args)
+    limit = len(full.clip_ids) // 3
+    sampled = split_view(*args, queries={"max": limit, "seed": 11})
+    report = split_report(_load_model(trained), segments, clips, sampled, params, checks)
+    assert report["num_queries"] == limit < report["num_clips"] == len(full.clip_ids)
+    assert report["num_units"] == full.resampler(checks["uncertainty"]).num_clusters
+    assert gate_verdict(report, params["gate"], checks["aspects"]).status == "passed"
+
+
 def test_failed_gate_stops_the_run_and_keeps_the_report(make_project) -> None:
     project = make_project(
         {"oracle_scorer": {"training": {"epochs": 1}, "gate": {"min_ndcg_gain_vs_cosine": 100.0}}}

@@ -23,7 +23,6 @@ Tracks are scored through their clips with ``config.track_aggregation`` (``max``
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -256,17 +255,6 @@ class OracleScorer(SegmentEncoder):
         ]
         per_aspect_t = torch.cat(per_aspect, dim=1)[0] if per_aspect else torch.zeros(0, len(w))
         return self.combine(per_aspect_t, w).numpy(), per_aspect_t.numpy()
-
-    @torch.no_grad()
-    def score_all(
-        self, clip_chunks: Iterable[np.ndarray], weights: np.ndarray | Tensor | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Every clip against every clip (``score_many`` of the encoded ``[n, S, L, D]`` chunks)."""
-        encoded = [self.encode_clips(block) for block in clip_chunks]
-        if not encoded:
-            return np.zeros((0, 0), np.float32), np.zeros((0, 0, self.num_aspects), np.float32)
-        everything = torch.cat(encoded)
-        return self.score_many(everything, everything, weights)
 
     @torch.no_grad()
     def score_lists(

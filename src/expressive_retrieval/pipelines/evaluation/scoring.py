@@ -167,10 +167,9 @@ def score_projections(
     head = ProjectionHead.from_state(
         ProjectionConfig.from_dict(projection_ablation_config), projection_ablation_model
     ).eval()
-    with segments:
-        plain = head.embed_numpy(
-            segments.clips(clip_refs(view_clips(clips, view))), batch_size=params["chunk_size"]
-        )
+    size = params["chunk_size"]  # streamed blocks, each embedded as one batch
+    chunks = segments.iter_clip_chunks(clip_refs(view_clips(clips, view)), size)
+    plain = np.concatenate([head.embed_numpy(block, batch_size=size) for block in chunks])
     embed_seconds = time.perf_counter() - started
     num_aspects, weights = len(config.aspects), view.model.weights
     systems: dict[str, Scorer] = {
