@@ -50,6 +50,18 @@ def test_huge_segments_embed_or_are_refused_never_nan(tiny_bundle, retriever) ->
         retriever.search_tracks_batch([query, query.astype(np.float64) * 1e300])
 
 
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_segments_are_refused_in_every_float_dtype(tiny_bundle, retriever, dtype, bad):
+    query = _segments(tiny_bundle).astype(dtype)
+    # The largest finite value (within float32's range, which the head computes in) is fine.
+    query.flat[-1] = np.finfo(np.float16 if dtype == np.float16 else np.float32).max
+    assert len(retriever.search_clips(query, k=2)) == 2
+    query[2, 1, 3] = bad
+    with pytest.raises(QueryError, match="query 0 contains NaN or infinite values"):
+        retriever.search_clips(query, k=2)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [

@@ -231,7 +231,7 @@ def test_track_search_through_an_ann_index_rescores_its_candidates(
     refinement stage, a cheaper one); probing every list, with every clip a candidate, it
     still equals exhaustive track scoring."""
     artifacts = dict(tiny_bundle.artifacts)
-    params = {"index": {"exact_up_to": 0, "large": {**index, "probe_share": 1.0}}}
+    params = {"index": {"exact_up_to": 0, "large": {**index, "probe_share": 1.0, "min_probes": 1}}}
     stored = FaissIndexDataset(filepath=str(tmp_path / "index"))
     stored.save(build_clip_index(artifacts["clip_vectors"], artifacts["clips"], params))
     artifacts["clip_index"] = stored.load()

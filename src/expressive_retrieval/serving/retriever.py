@@ -109,6 +109,14 @@ def load_bundle(
     return Retriever(folder, manifest)
 
 
+def _all_finite(array: np.ndarray) -> bool:
+    """No NaN or infinity in ``array``; float16 by its exponent bits (numpy's ``isfinite``
+    is ten times slower on float16 than on float32)."""
+    if array.dtype == np.float16:
+        return bool((array.view(np.uint16) & np.uint16(0x7C00)).max(initial=0) < 0x7C00)
+    return bool(np.isfinite(array).all())
+
+
 def _sorted_codes(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
     """``(values, codes)`` of a dictionary-encoded column, values sorted (as ``np.unique``
     with ``return_inverse``), without a Python string per row."""
@@ -262,7 +270,7 @@ class Retriever:
             raise QueryError(f"{what} is not a numeric array ({error})") from None
         if array.dtype.kind != "f":
             raise QueryError(f"{what} must be a float16/32/64 array, got dtype {array.dtype}")
-        if not np.isfinite(array).all():
+        if not _all_finite(array):
             raise QueryError(f"{what} contains NaN or infinite values")
         return array
 
@@ -280,6 +288,8 @@ class Retriever:
                 f"{what} has {length} segments; a query needs at least clip_segments="
                 f"{head.clip_segments}"
             )
+        if length == head.clip_segments:
+            return segments[None]
         starts = np.arange((length - head.clip_segments) // hop + 1) * hop
         return np.stack([segments[s : s + head.clip_segments] for s in starts])
 
