@@ -96,18 +96,24 @@ def load_space(folder: str | Path) -> dict[str, Any]:
     return {"config": config, "pre": tensors.pop(PRE), "state": tensors}
 
 
-def aspect_vectors(space: dict[str, Any], n: int, seed: int) -> np.ndarray:
-    """``[n, dim]`` float32 vectors of ``n`` generated clips through the trained head."""
+def aspect_vectors(space: dict[str, Any], n: int, seed: int, group: int = 1) -> np.ndarray:
+    """``[n, dim]`` float32 vectors of ``n`` generated clips through the trained head.
+
+    Consecutive runs of ``group`` clips mix the same real clips (each with its own mix),
+    so they resemble one another as the clips of one track do.
+    """
     head = ProjectionHead.from_state(
         ProjectionConfig.from_dict(space["config"]), space["state"]
     ).eval()
     pre = space["pre"]
     rng = np.random.default_rng(seed)
     out = np.empty((n, head.config.vector_dim), dtype=np.float32)
+    step = max(group, CHUNK - CHUNK % group)  # a group never straddles two blocks
     with torch.no_grad():
-        for start in range(0, n, CHUNK):
-            size = min(CHUNK, n - start)
-            picks = torch.from_numpy(rng.integers(len(pre), size=(size, MIX)))
+        for start in range(0, n, step):
+            size = min(step, n - start)
+            owner = np.arange(size) // group
+            picks = torch.from_numpy(rng.integers(len(pre), size=(owner[-1] + 1, MIX))[owner])
             mix = torch.from_numpy(rng.dirichlet(np.ones(MIX), size).astype(np.float32))
             mixed = torch.einsum("bm,bmsah->bsah", mix, pre[picks])
             hidden = torch.nn.functional.gelu(mixed)

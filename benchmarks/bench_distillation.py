@@ -29,10 +29,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
 from benchmarks.harness import RESULTS, measured, write_result
-from benchmarks.scratch import REPO, ScratchProject
+from benchmarks.scratch import ScratchProject, base_parameters
 from expressive_retrieval.evaluation.retrieval import TASKS
 from expressive_retrieval.evaluation.uncertainty import Resampler
 from tests.real_catalogue import ASPECTS, NO_EVIDENCE
@@ -113,7 +112,7 @@ def _per_query(project: ScratchProject, seed: int, unit: str) -> pd.DataFrame:
 def run_world(root: Path, overrides: dict[str, Any], seeds: tuple[int, ...]) -> dict[str, Any]:
     """Make one world's data, train and measure per seed, pool the differences over seeds."""
     project = ScratchProject(root, {**OVERRIDES, **overrides})
-    checks = yaml.safe_load((REPO / "conf" / "base" / "parameters.yml").read_text())["checks"]
+    checks = base_parameters()["checks"]
     uncertainty = checks["uncertainty"]
     data = measured(
         "benchmarks.scratch:run_pipelines",

@@ -13,23 +13,18 @@ import time
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from benchmarks.harness import measured, write_result
 from benchmarks.random_models import uniform_config
-from benchmarks.scratch import REPO, ScratchProject
+from benchmarks.scratch import ScratchProject, base_parameters
 from expressive_retrieval.data.segments import SegmentStore, clip_refs
 from expressive_retrieval.datasets import VectorsDataset
 from expressive_retrieval.models import OracleConfig, OracleScorer, ProjectionConfig, ProjectionHead
 from expressive_retrieval.pipelines.projection_retriever.nodes import project_corpus
 from expressive_retrieval.vectors.index import build_index, search
 
-DEFAULT_GROUPS = yaml.safe_load((REPO / "conf/base/parameters_synthetic_data.yml").read_text())[
-    "synthetic_data"
-]["num_groups"]
-PARAMS = yaml.safe_load((REPO / "conf/base/parameters_projection_retriever.yml").read_text())[
-    "projection_retriever"
-]
+DEFAULT_GROUPS = base_parameters("synthetic_data")["synthetic_data"]["num_groups"]
+PARAMS = base_parameters("projection_retriever")["projection_retriever"]
 
 
 def project_and_index(root: str) -> dict[str, float]:

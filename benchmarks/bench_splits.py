@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import time
 
-import yaml
-
 from benchmarks.harness import write_result
-from benchmarks.scratch import REPO
+from benchmarks.scratch import base_parameters
 from expressive_retrieval.data.splits import SPLITS, UNASSIGNED, assign_splits, connected_groups
 from tests.real_catalogue import work_artist_graph
 
@@ -21,8 +19,7 @@ TARGET_S = 10.0
 
 
 def main() -> None:
-    params = yaml.safe_load((REPO / "conf/base/parameters_labels_and_splits.yml").read_text())
-    params = params["labels_and_splits"]
+    params = base_parameters("labels_and_splits")["labels_and_splits"]
     keys, fractions = params["group_keys"], params["split_fractions"]
     tracks = work_artist_graph(NUM_TRACKS, seed=0)
     components = int(connected_groups(tracks, keys).nunique())

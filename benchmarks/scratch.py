@@ -20,6 +20,12 @@ from kedro.framework.hooks import hook_impl
 REPO = Path(__file__).resolve().parents[1]
 
 
+def base_parameters(name: str | None = None) -> dict[str, Any]:
+    """``conf/base/parameters_<name>.yml`` (``parameters.yml`` without a name), as read."""
+    file = "parameters.yml" if name is None else f"parameters_{name}.yml"
+    return yaml.safe_load((REPO / "conf" / "base" / file).read_text())
+
+
 def _relocate(node: Any, data_root: Path) -> Any:
     """Move every ``data/...`` path of a config tree under ``data_root``."""
     if isinstance(node, dict):

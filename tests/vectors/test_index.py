@@ -267,6 +267,7 @@ def test_index_type_follows_corpus_size() -> None:
         "large": {
             "factory": "IVF{nlist},PQ{dim}x4fs,RFlat",
             "probe_share": 0.125,
+            "min_probes": 16,
             "search_params": {"k_factor_rf": 32},
         },
     }
@@ -275,4 +276,13 @@ def test_index_type_follows_corpus_size() -> None:
         "IVF2048,PQ80x4fs,RFlat",
         {"nprobe": 256, "k_factor_rf": 32},
     )
-    assert index_config(1149, 80, params)[0] == "IVF64,PQ80x4fs,RFlat"
+    assert index_config(1149, 80, params) == (
+        "IVF64,PQ80x4fs,RFlat",
+        {"nprobe": 16, "k_factor_rf": 32},
+    )
+    assert (
+        index_config(1001, 80, {**params, "large": {**params["large"], "min_probes": 99}})[1][
+            "nprobe"
+        ]
+        == 64
+    )  # never more than the lists

@@ -142,8 +142,8 @@ def index_config(
     Up to ``params["exact_up_to"]`` vectors: ``params["exact"]`` (an exact ``Flat`` index
     by default). Above it: ``params["large"]``, whose ``factory`` may name ``{nlist}``
     (inverted lists: ``2·sqrt(num_vectors)`` rounded to a power of two, as ``benchmarks/
-    bench_ann.py`` measured at 1M) and ``{dim}``, and
-    whose ``probe_share`` of the lists is searched (``nprobe``), with its other
+    bench_ann.py`` measured at 1M) and ``{dim}``, and whose ``probe_share`` of the lists,
+    but at least ``min_probes`` (default 1), is searched (``nprobe``), with its other
     ``search_params``.
     """
     if num_vectors <= params["exact_up_to"]:
@@ -162,7 +162,7 @@ def large_index_config(
     """``large`` (see ``index_config``) filled in for a corpus of ``num_vectors``."""
     nlist = inverted_lists(num_vectors)
     factory = large["factory"].format(nlist=nlist, dim=dim)
-    nprobe = max(1, round(nlist * large["probe_share"]))
+    nprobe = min(nlist, max(large.get("min_probes", 1), round(nlist * large["probe_share"])))
     return factory, {"nprobe": nprobe, **large["search_params"]}
 
 
