@@ -22,6 +22,7 @@ HISTORY_KEYS = {
     "loss_proxy",
     "val_ndcg@10",
     "seconds",
+    "restored",
 }
 
 
@@ -118,6 +119,38 @@ def test_early_stopping_restores_the_best_epoch():
     best = seen[2]  # the state validated after epoch 2
     assert all(torch.equal(model.state_dict()[k], best[k]) for k in best)
     assert not torch.equal(seen[4]["weight"], best["weight"])
+    assert [h["restored"] for h in history] == [False, True, False, False]
+
+
+def test_warm_up_epochs_are_never_kept_or_a_reason_to_stop():
+    """``start_from_epoch`` (Keras' warm-up): a lucky first validation score is not kept,
+    and the patience counts from the warm-up's end."""
+    model = torch.nn.Linear(2, 1)
+    scripted = iter([0.1, 0.9, 0.5, 0.6, 0.62, 0.61, 0.6, 0.59])  # initial, epochs 1..7
+
+    def step(batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"ranking": model(batch).pow(2).mean()}
+
+    def fit(**settings: int) -> list[dict]:
+        params = TrainParams(epochs=7, patience=2, loss_weights={"ranking": 1.0}, **settings)
+        return run_epochs(
+            model, params, lambda rng: iter([torch.ones(4, 2)]), step,
+            lambda: next(scripted), progress=False,
+        )  # fmt: skip
+
+    history = fit(start_from_epoch=3)
+    assert [h["epoch"] for h in history if h["restored"]] == [4]  # 0.62, not epoch 1's 0.9
+    assert len(history) == 6  # epochs 5 and 6 without a better score
+    scripted = iter([0.1, 0.9, 0.5, 0.6, 0.62])
+    history = fit(start_from_epoch=0)
+    assert [h["epoch"] for h in history if h["restored"]] == [1] and len(history) == 3
+    scripted = iter([0.1, 0.9, 0.5])  # a warm-up longer than the run: the last epoch counts
+    params = TrainParams(epochs=2, patience=2, loss_weights={"ranking": 1.0}, start_from_epoch=5)
+    history = run_epochs(
+        model, params, lambda rng: iter([torch.ones(4, 2)]), step,
+        lambda: next(scripted), progress=False,
+    )  # fmt: skip
+    assert [h["restored"] for h in history] == [False, True]
 
 
 def test_input_statistics_stream_over_chunks(problem):

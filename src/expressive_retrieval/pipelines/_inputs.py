@@ -113,7 +113,7 @@ def train_on_lists(
         "loss_weights": train_params.loss_weights,
         "training": params["training"],
         "epochs_run": len(history),
-        "best_epoch": int(max(history, key=lambda h: h["val_ndcg@10"])["epoch"]),
+        "best_epoch": next(h["epoch"] for h in history if h["restored"]),
         "wall_time_s": round(time.perf_counter() - started, 2),
         "torch_version": torch.__version__,
         "history": history,

@@ -101,7 +101,9 @@ class TrainParams:
     """Optimisation settings (the ``oracle`` parameters' ``train`` block).
 
     ``loss_weights`` multiply the named losses in the total; ``patience`` epochs without a
-    better validation nDCG@10 stop training; ``num_threads`` sets torch's CPU threads;
+    better validation nDCG@10 stop training, counted only from ``start_from_epoch`` (as
+    Keras' ``EarlyStopping``: the epochs before it are a warm-up, never kept as the best
+    and never a reason to stop); ``num_threads`` sets torch's CPU threads;
     ``normalization_clips`` training clips (a seeded sample) fit the input standardisation;
     ``temperature`` divides list scores in the listwise ranking loss.
     """
@@ -114,6 +116,7 @@ class TrainParams:
         default_factory=lambda: {"ranking": 1.0, "aspect": 1.0, "proxy": 0.2}
     )
     patience: int = 5
+    start_from_epoch: int = 0
     seed: int = 0
     num_threads: int | None = None
     grad_clip: float | None = 1.0
@@ -167,7 +170,8 @@ def run_epochs(
         desc: label of the bar and log lines.
 
     Returns:
-        Per-epoch dicts ``{epoch, loss, loss_<name>..., val_ndcg@10, seconds}``.
+        Per-epoch dicts ``{epoch, loss, loss_<name>..., val_ndcg@10, seconds, restored}``
+        (``restored``: the epoch whose state the model ends with).
     """
     history: list[dict] = []
     with deterministic(params.seed, params.num_threads):
@@ -216,6 +220,8 @@ def run_epochs(
                     record["seconds"],
                 )
                 bar.set_postfix(loss=f"{record.get('loss', float('nan')):.4f}", ndcg=f"{score:.4f}")
+                if epoch < min(params.start_from_epoch, params.epochs):
+                    continue  # warm-up (the last epoch always counts)
                 if score > best_score:
                     best_score, best_epoch = score, epoch
                     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -225,6 +231,8 @@ def run_epochs(
             bar.close()
         model.load_state_dict(best_state)
         model.eval()
+    for record in history:
+        record["restored"] = record["epoch"] == best_epoch
     logger.info("%s: restored epoch %d (val nDCG@10 %.4f)", desc, best_epoch, best_score)
     return history
 
