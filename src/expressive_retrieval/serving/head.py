@@ -23,8 +23,7 @@ _ERF_A = (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)
 
 
 # float16 bit patterns → float32 values: a table lookup converts twice as fast as astype.
-_HALF_TO_SINGLE = np.arange(2**16, dtype=np.uint32).astype(np.uint16).view(np.float16)
-_HALF_TO_SINGLE = _HALF_TO_SINGLE.astype(np.float32)
+_HALF_TO_SINGLE = np.arange(2**16, dtype=np.uint16).view(np.float16).astype(np.float32)
 _HALF_TO_SINGLE.setflags(write=False)
 
 
