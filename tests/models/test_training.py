@@ -1,3 +1,6 @@
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
@@ -99,6 +102,20 @@ def test_fit_oracle_is_deterministic(problem):
     assert strip == [{k: v for k, v in h.items() if k != "seconds"} for h in history_second]
 
 
+def _run_scripted(
+    model: torch.nn.Module, validate: Callable[[], float], **settings: Any
+) -> list[dict]:
+    """``run_epochs`` on one constant batch per epoch, validation scores from ``validate``."""
+
+    def step(batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"ranking": model(batch).pow(2).mean()}
+
+    params = TrainParams(**({"patience": 2, "loss_weights": {"ranking": 1.0}} | settings))
+    return run_epochs(
+        model, params, lambda rng: iter([torch.ones(4, 2)]), step, validate, progress=False
+    )
+
+
 def test_early_stopping_restores_the_best_epoch():
     model = torch.nn.Linear(2, 1)
     scripted = iter([0.5, 0.6, 0.9, 0.7, 0.8, 0.95])  # initial, then epochs 1..5
@@ -108,13 +125,7 @@ def test_early_stopping_restores_the_best_epoch():
         seen.append({k: v.clone() for k, v in model.state_dict().items()})
         return next(scripted)
 
-    def step(batch: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"ranking": model(batch).pow(2).mean()}
-
-    params = TrainParams(epochs=5, patience=2, loss_weights={"ranking": 1.0})
-    history = run_epochs(
-        model, params, lambda rng: iter([torch.ones(4, 2)]), step, validate, progress=False
-    )
+    history = _run_scripted(model, validate, epochs=5)
     assert [h["val_ndcg@10"] for h in history] == [0.6, 0.9, 0.7, 0.8]  # stopped after epoch 4
     best = seen[2]  # the state validated after epoch 2
     assert all(torch.equal(model.state_dict()[k], best[k]) for k in best)
@@ -126,31 +137,17 @@ def test_warm_up_epochs_are_never_kept_or_a_reason_to_stop():
     """``start_from_epoch`` (Keras' warm-up): a lucky first validation score is not kept,
     and the patience counts from the warm-up's end."""
     model = torch.nn.Linear(2, 1)
-    scripted = iter([0.1, 0.9, 0.5, 0.6, 0.62, 0.61, 0.6, 0.59])  # initial, epochs 1..7
 
-    def step(batch: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"ranking": model(batch).pow(2).mean()}
+    def fit(scores: list[float], **settings: int) -> list[dict]:
+        return _run_scripted(model, iter(scores).__next__, **settings)
 
-    def fit(**settings: int) -> list[dict]:
-        params = TrainParams(epochs=7, patience=2, loss_weights={"ranking": 1.0}, **settings)
-        return run_epochs(
-            model, params, lambda rng: iter([torch.ones(4, 2)]), step,
-            lambda: next(scripted), progress=False,
-        )  # fmt: skip
-
-    history = fit(start_from_epoch=3)
+    history = fit([0.1, 0.9, 0.5, 0.6, 0.62, 0.61, 0.6, 0.59], epochs=7, start_from_epoch=3)
     assert [h["epoch"] for h in history if h["restored"]] == [4]  # 0.62, not epoch 1's 0.9
     assert len(history) == 6  # epochs 5 and 6 without a better score
-    scripted = iter([0.1, 0.9, 0.5, 0.6, 0.62])
-    history = fit(start_from_epoch=0)
+    history = fit([0.1, 0.9, 0.5, 0.6, 0.62], epochs=7, start_from_epoch=0)
     assert [h["epoch"] for h in history if h["restored"]] == [1] and len(history) == 3
-    scripted = iter([0.1, 0.9, 0.5])  # a warm-up longer than the run: the last epoch counts
-    params = TrainParams(epochs=2, patience=2, loss_weights={"ranking": 1.0}, start_from_epoch=5)
-    history = run_epochs(
-        model, params, lambda rng: iter([torch.ones(4, 2)]), step,
-        lambda: next(scripted), progress=False,
-    )  # fmt: skip
-    assert [h["restored"] for h in history] == [False, True]
+    history = fit([0.1, 0.9, 0.5], epochs=2, start_from_epoch=5)  # warm-up longer than the run:
+    assert [h["restored"] for h in history] == [False, True]  # the last epoch counts
 
 
 def test_input_statistics_stream_over_chunks(problem):

@@ -280,9 +280,5 @@ def test_index_type_follows_corpus_size() -> None:
         "IVF64,PQ80x4fs,RFlat",
         {"nprobe": 16, "k_factor_rf": 32},
     )
-    assert (
-        index_config(1001, 80, {**params, "large": {**params["large"], "min_probes": 99}})[1][
-            "nprobe"
-        ]
-        == 64
-    )  # never more than the lists
+    capped = {**params, "large": {**params["large"], "min_probes": 99}}
+    assert index_config(1001, 80, capped)[1]["nprobe"] == 64  # never more than the lists
