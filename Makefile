@@ -8,7 +8,7 @@ STAMP := $(VENV)/.setup-stamp
 export KEDRO_DISABLE_TELEMETRY := 1
 export MPLBACKEND := Agg
 
-.PHONY: setup run test lint bench viz package clean-data
+.PHONY: setup run run-full test lint bench viz package clean-data
 
 setup: $(STAMP)
 
@@ -32,6 +32,11 @@ $(STAMP): $(RUN_STAMP)
 
 run: $(RUN_STAMP)
 	$(KEDRO) run
+	@echo "Bundle: $$(ls -d data/09_export/*/ | sort | tail -n 1)"
+
+# The same run with the full-budget parameter set (conf/full: the oracle as an ensemble).
+run-full: $(RUN_STAMP)
+	$(KEDRO) run --env=full
 	@echo "Bundle: $$(ls -d data/09_export/*/ | sort | tail -n 1)"
 
 test: setup

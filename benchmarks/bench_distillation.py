@@ -15,8 +15,9 @@ the project's group bootstrap (``Resampler``) then gives the paired interval of 
 difference of the unit means.
 
 ``DISTILLATION_WORLDS=a,b`` runs those worlds only (writes ``distillation_a_b.json``, so
-worlds can run side by side) and ``DISTILLATION_QUICK=1`` one seed (a smoke check, adds
-``_quick``). ``python -m benchmarks.bench_distillation table [json ...]`` prints the
+worlds can run side by side), ``DISTILLATION_CONF=full`` with the parameter set of
+``conf/full`` over base (the full-budget run, ``kedro run --env=full``; adds ``_full``)
+and ``DISTILLATION_QUICK=1`` one seed (a smoke check, adds ``_quick``). ``python -m benchmarks.bench_distillation table [json ...]`` prints the
 markdown table of the worlds of one or more results (docs/benchmarks.md).
 """
 
@@ -30,9 +31,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import yaml
 
 from benchmarks.harness import RESULTS, measured, write_result
-from benchmarks.scratch import ScratchProject, base_parameters
+from benchmarks.scratch import REPO, ScratchProject, base_parameters, deep_merge
 from expressive_retrieval.evaluation.retrieval import TASKS
 from expressive_retrieval.evaluation.uncertainty import Resampler
 from tests.real_catalogue import ASPECTS, NO_EVIDENCE
@@ -74,6 +76,20 @@ OVERRIDES = {
 }
 
 
+def parameter_set(name: str) -> dict[str, Any]:
+    """The parameter groups of ``conf/<name>`` (none for ``base``): each replaces base's."""
+    if name == "base":
+        return {}
+    folder = REPO / "conf" / name
+    files = sorted(folder.glob("parameters*.yml"))
+    if not files:
+        sys.exit(f"DISTILLATION_CONF: no parameters*.yml in {folder}")
+    groups: dict[str, Any] = {}
+    for file in files:
+        groups.update(yaml.safe_load(file.read_text()) or {})
+    return groups
+
+
 def unit_scores(per_query: pd.DataFrame, metric: str = METRIC) -> pd.DataFrame:
     """``[unit, system]`` table: each unit's mean ``metric`` per seed, averaged over seeds.
 
@@ -111,9 +127,13 @@ def _per_query(project: ScratchProject, seed: int, unit: str) -> pd.DataFrame:
     return frame.assign(seed=seed, unit=units.loc[tracks.loc[frame["query_clip_id"]]].to_numpy())
 
 
-def run_world(root: Path, overrides: dict[str, Any], seeds: tuple[int, ...]) -> dict[str, Any]:
+def run_world(
+    root: Path, overrides: dict[str, Any], seeds: tuple[int, ...], conf: str = "base"
+) -> dict[str, Any]:
     """Make one world's data, train and measure per seed, pool the differences over seeds."""
-    project = ScratchProject(root, {**OVERRIDES, **overrides})
+    project = ScratchProject(
+        root, deep_merge(deep_merge(parameter_set(conf), OVERRIDES), overrides)
+    )
     checks = base_parameters()["checks"]
     uncertainty = checks["uncertainty"]
     data = measured(
@@ -159,6 +179,7 @@ def run_world(root: Path, overrides: dict[str, Any], seeds: tuple[int, ...]) -> 
     split = project.load("dataset_version")
     return {
         "overrides": overrides,
+        "parameter_set": conf,
         "embedding": split["embedding"],
         "data_wall_s": data["wall_s"],
         "seeds": list(seeds),
@@ -174,16 +195,26 @@ def render_table(results: list[dict[str, Any]]) -> str:
         "| world | task | oracle | distilled | plain | oracle − distilled | distilled − plain |",
         "|---|---|---|---|---|---|---|",
     ]
-    for world, found in ((w, f) for r in results for w, f in r["worlds"].items()):
-        for task, t in found["tasks"].items():
-            means = " | ".join(f"{t['unit_means'][s]:.3f}" for s in SYSTEMS)
-            diffs = " | ".join(
-                f"{d['mean_diff']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}] "
-                + ("met" if d["met"] else "**not met**")
-                for d in t["differences"]
-            )
-            lines.append(f"| `{world}` | {task.replace('_to_', '→')} | {means} | {diffs} |")
+    for result in results:
+        conf = result.get("parameter_set", "base")
+        for world, found in result["worlds"].items():
+            label = f"`{world}`" + ("" if conf == "base" else f" (conf/{conf})")
+            lines += _table_rows(label, found)
     return "\n".join(lines)
+
+
+def _table_rows(label: str, found: dict[str, Any]) -> list[str]:
+    """One world's rows of ``render_table``: a row per task."""
+    lines = []
+    for task, t in found["tasks"].items():
+        means = " | ".join(f"{t['unit_means'][s]:.3f}" for s in SYSTEMS)
+        diffs = " | ".join(
+            f"{d['mean_diff']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}] "
+            + ("met" if d["met"] else "**not met**")
+            for d in t["differences"]
+        )
+        lines.append(f"| {label} | {task.replace('_to_', '→')} | {means} | {diffs} |")
+    return lines
 
 
 def main() -> None:
@@ -192,17 +223,20 @@ def main() -> None:
     if unknown:
         sys.exit(f"DISTILLATION_WORLDS: unknown world(s) {unknown}; choose from {list(WORLDS)}")
     quick = os.environ.get("DISTILLATION_QUICK") == "1"
+    conf = os.environ.get("DISTILLATION_CONF", "base")
+    parameter_set(conf)  # refuse an unknown set before any world is made
     seeds = TRAINING_SEEDS[:1] if quick else TRAINING_SEEDS
     name = "_".join(["distillation", *([] if chosen == list(WORLDS) else chosen)])
-    name += "_quick" if quick else ""
+    name += ("" if conf == "base" else f"_{conf}") + ("_quick" if quick else "")
     found: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for world in chosen:  # the result is rewritten after each world
-            found[world] = run_world(Path(tmp) / world, WORLDS[world], seeds)
+            found[world] = run_world(Path(tmp) / world, WORLDS[world], seeds, conf)
             write_result(
                 name,
                 {
                     "seeds": list(seeds),
+                    "parameter_set": conf,
                     "metric": METRIC,
                     "targets": {f"{a}_minus_{b}_min": MIN_GAIN for a, b in PAIRS}
                     | {"interval_excludes_0": True},

@@ -6,7 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks.bench_distillation import paired_difference, render_table, unit_scores
+from benchmarks.bench_distillation import (
+    paired_difference,
+    parameter_set,
+    render_table,
+    unit_scores,
+)
 
 
 def _per_query() -> pd.DataFrame:
@@ -60,3 +65,12 @@ def test_the_table_shows_each_world_task_means_and_differences() -> None:
         "| `default` | clip→clip | 0.600 | 0.550 | 0.540 | +0.050 [+0.010, +0.090] met "
         "| +0.010 [-0.020, +0.040] **not met** |"
     )
+    full = render_table([{"parameter_set": "full", "worlds": {"25x1024": {"tasks": {"c": task}}}}])
+    assert full.splitlines()[-1].startswith("| `25x1024` (conf/full) | c | 0.600 |")
+
+
+def test_a_parameter_set_is_read_from_its_conf_folder() -> None:
+    assert parameter_set("base") == {}
+    assert parameter_set("full")["oracle_scorer"]["model"]["members"] > 1
+    with pytest.raises(SystemExit, match="no parameters"):
+        parameter_set("no_such_set")

@@ -163,3 +163,34 @@ def test_twins_are_read_by_the_selectivity_check_alone() -> None:
         n.name for n in registry["__default__"].nodes if {"twins", "twin_segments"} & set(n.inputs)
     }
     assert readers == {"score_selectivity_node"}
+
+
+# The full-budget parameter set (conf/full): every change from conf/base, by key path.
+FULL_CHANGES = {
+    ("oracle_scorer", "model", "members"): (1, 2),
+    ("oracle_scorer", "training", "batch_queries"): (96, 32),
+}
+
+
+def _differences(base: object, other: object, path: tuple = ()) -> dict[tuple, tuple]:
+    """``{key path: (base value, other value)}`` of every leaf where two trees differ."""
+    if isinstance(base, dict) and isinstance(other, dict):
+        found: dict[tuple, tuple] = {}
+        for key in base.keys() | other.keys():
+            found |= _differences(base.get(key), other.get(key), (*path, key))
+        return found
+    return {} if base == other else {path: (base, other)}
+
+
+def test_the_full_parameter_set_changes_only_what_it_says() -> None:
+    full = {}
+    for file in sorted((REPO / "conf" / "full").glob("parameters*.yml")):
+        full |= yaml.safe_load(file.read_text())
+    base = {}
+    for file in sorted((REPO / "conf" / "base").glob("parameters*.yml")):
+        base |= yaml.safe_load(file.read_text())
+    assert full.keys() <= base.keys()
+    changes = {
+        k: v for group in full for k, v in _differences(base[group], full[group], (group,)).items()
+    }
+    assert changes == FULL_CHANGES

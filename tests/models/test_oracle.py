@@ -58,6 +58,42 @@ def test_proxy_head_keeps_aspects_apart(model):
     assert no_head.predict_proxies(enc).shape == (4, 0)
 
 
+def _member(ensemble: OracleScorer, k: int) -> OracleScorer:
+    """Member ``k`` of an ensemble as a model of its own: its heads' slice of every map."""
+    heads = ensemble.num_members * A
+    config = OracleConfig.from_dict(ensemble.config.to_dict() | {"members": 1})
+    state = {
+        name: value[k * A : (k + 1) * A] if value.shape[:1] == (heads,) else value
+        for name, value in ensemble.state_dict().items()
+    }
+    return OracleScorer.from_state(config, state).eval()
+
+
+def test_an_ensemble_averages_members_that_share_no_weight():
+    ensemble = OracleScorer(_config(members=2), seed=5).eval()
+    members = [_member(ensemble, k) for k in range(2)]
+    query, cands, clips = _clips(2), _clips(2, 6, seed=1), _clips(5, seed=2)
+    enc = ensemble.encode(clips)
+    assert enc.shape == (5, 2 * A, S, H)
+    per_member = ensemble.score_members(enc[:2], enc[None])
+    assert per_member.shape == (2, 5, 2, A)
+    for k, member in enumerate(members):  # member k reads only its own slices
+        alone = member.encode(clips)
+        torch.testing.assert_close(
+            per_member[:, :, k], member.score_encoded(alone[:2], alone[None])
+        )
+        torch.testing.assert_close(
+            ensemble.member_proxies(enc)[:, k], member.predict_proxies(alone)
+        )
+    _, per_aspect = ensemble(query, cands)
+    parts = [member(query, cands)[1] for member in members]
+    torch.testing.assert_close(per_aspect, (parts[0] + parts[1]) / 2)
+    assert (parts[0] - parts[1]).abs().max() > 1e-3  # initialised apart
+    assert ensemble.encode_clips(clips[:0]).shape == (0, 2 * A, S, H)
+    with pytest.raises(ValueError, match="members"):
+        _config(members=0)
+
+
 def test_weights_combine_aspect_scores(model):
     query, cands = _clips(2), _clips(2, 6, seed=1)
     weights = torch.tensor([0.0, 3.0, 1.0])

@@ -60,7 +60,7 @@ def problem():
     return clips, proxies, train, val
 
 
-def _model() -> OracleScorer:
+def _model(members: int = 1) -> OracleScorer:
     config = OracleConfig(
         num_layers=L,
         dim=D,
@@ -70,20 +70,23 @@ def _model() -> OracleScorer:
         default_weights=[1.0, 1.0],
         hidden=8,
         num_proxy_features=[1, 1],
+        members=members,
     )
     return OracleScorer(config, seed=0)
 
 
-def _fit(problem, **params):
+def _fit(problem, members: int = 1, **params):
     clips, proxies, train, val = problem
     settings = TrainParams(**({"batch_queries": 8, "num_threads": 1, "lr": 1e-2} | params))
-    return fit_oracle(_model(), train, val, clips.__getitem__, proxies, settings, progress=False)
+    model = _model(members)
+    return fit_oracle(model, train, val, clips.__getitem__, proxies, settings, progress=False)
 
 
-def test_fit_oracle_learns_the_planted_aspects(problem):
+@pytest.mark.parametrize("members", [1, 3])
+def test_fit_oracle_learns_the_planted_aspects(problem, members):
     clips, _, _, val = problem
-    initial = evaluate_ndcg(_model(), val, clips.__getitem__)
-    model, history = _fit(problem, epochs=4, patience=4)
+    initial = evaluate_ndcg(_model(members), val, clips.__getitem__)
+    model, history = _fit(problem, members, epochs=4, patience=4)
     final = evaluate_ndcg(model, val, clips.__getitem__)
     assert [h["epoch"] for h in history] == list(range(1, 5))
     assert all(set(h) == HISTORY_KEYS for h in history)

@@ -69,6 +69,11 @@ class EncoderConfig:
         if self.routing_temperature <= 0:
             raise ValueError("routing_temperature must be > 0")
 
+    @property
+    def head_layer_scores(self) -> list[list[float]]:
+        """The evidence of each routed head ``[heads][L]``: one head per aspect here."""
+        return self.layer_scores
+
     def to_dict(self) -> dict:
         """A JSON-ready dict (plain lists, ints, floats, strings)."""
         return asdict(self)
@@ -111,6 +116,9 @@ def segment_statistics(x: Tensor) -> Tensor:
 class SegmentEncoder(nn.Module):
     """Standardise → route → project: clips ``[B, S, L, D]`` → features ``[B, S, A, H]``.
 
+    ``A`` counts routed heads: one per aspect, or one per (member, aspect) of an ensemble
+    (``EncoderConfig.head_layer_scores``).
+
     A subclass calls ``super().__init__(config)`` inside ``seeded(seed)`` and then builds its
     head, so every parameter comes from one seeded stream.
 
@@ -126,10 +134,9 @@ class SegmentEncoder(nn.Module):
     def __init__(self, config: EncoderConfig) -> None:
         super().__init__()
         self.config = config
-        self.routing = LayerRouting(
-            torch.tensor(config.layer_scores), temperature=config.routing_temperature
-        )
-        self.project_in = AspectLinear(len(config.aspects), config.dim, config.hidden)
+        heads = config.head_layer_scores
+        self.routing = LayerRouting(torch.tensor(heads), temperature=config.routing_temperature)
+        self.project_in = AspectLinear(len(heads), config.dim, config.hidden)
         self.register_buffer("input_mean", torch.zeros(config.num_layers, config.dim))
         self.register_buffer("input_scale", torch.ones(config.num_layers, config.dim))
         default = torch.tensor(config.default_weights, dtype=torch.float32)

@@ -15,6 +15,12 @@ Slow, pairwise and aspect-controllable: the quality reference and the distillati
   features from its own aspect's statistics, so aspect ``a``'s encoding must carry
   aspect ``a``.
 
+``config.members > 1`` makes the scorer an ensemble over initialisations: ``K`` members,
+each with its own routing, projections and pair MLPs (all drawn from one seeded stream),
+computed together as ``K·A`` heads in the same batched maps. Each member is trained on its
+own losses (``score_members``, ``member_proxies``); ``s_a`` is the mean of the members'
+(docs/oracle_scorer.md, "Ensemble").
+
 Tracks are scored through their clips with ``config.track_aggregation`` (``max`` or
 ``topk_mean`` over a track's best ``track_topk`` clips), as
 ``expressive_retrieval.vectors.track_scores.aggregate_to_tracks`` computes it.
@@ -49,11 +55,13 @@ class OracleConfig(EncoderConfig):
 
     ``clip_proxy_features`` columns predicted by the auxiliary head are grouped by aspect in
     ``aspects`` order, ``num_proxy_features[a]`` columns for aspect ``a`` (``None`` = none).
+    ``members`` independently initialised scorers are averaged (1 = a single scorer).
     """
 
     num_proxy_features: list[int] | None = None
     track_aggregation: str = "topk_mean"
     track_topk: int = 2
+    members: int = 1
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -66,6 +74,13 @@ class OracleConfig(EncoderConfig):
             raise ValueError(
                 f"track_aggregation must be one of {TRACK_AGGREGATIONS} and track_topk >= 1"
             )
+        if self.members < 1:
+            raise ValueError(f"members must be >= 1, got {self.members}")
+
+    @property
+    def head_layer_scores(self) -> list[list[float]]:
+        """Every member routes from the same evidence: ``members × A`` heads, member-major."""
+        return self.layer_scores * self.members
 
     @property
     def proxy_counts(self) -> list[int]:
@@ -124,35 +139,39 @@ class OracleScorer(SegmentEncoder):
     config: OracleConfig
 
     def __init__(self, config: OracleConfig, seed: int = 0) -> None:
-        num_aspects, hidden = len(config.aspects), config.hidden
+        heads, hidden = config.members * len(config.aspects), config.hidden
         counts = config.proxy_counts
         with seeded(seed):
             super().__init__(config)
-            self.project_out = AspectLinear(num_aspects, hidden, hidden)
-            self.pair_hidden = AspectLinear(
-                num_aspects, 6 * hidden + NUM_ALIGNMENT_FEATURES, hidden
-            )
-            self.pair_out = AspectLinear(num_aspects, hidden, 1)
-            self.proxy_head = (
-                AspectLinear(num_aspects, 3 * hidden, max(counts)) if sum(counts) else None
-            )
-        # Output column j of predict_proxies = row-major position of (aspect, feature) in the
-        # head's [A, max(counts)] output.
+            self.project_out = AspectLinear(heads, hidden, hidden)
+            self.pair_hidden = AspectLinear(heads, 6 * hidden + NUM_ALIGNMENT_FEATURES, hidden)
+            self.pair_out = AspectLinear(heads, hidden, 1)
+            self.proxy_head = AspectLinear(heads, 3 * hidden, max(counts)) if sum(counts) else None
+        # Output column j of a member's proxies = row-major position of (aspect, feature) in
+        # the member's [A, max(counts)] block of the head's output.
         columns = [a * max(counts) + f for a, n in enumerate(counts) for f in range(n)]
         self.register_buffer("proxy_columns", torch.tensor(columns, dtype=torch.long), False)
 
+    @property
+    def num_members(self) -> int:
+        return self.config.members
+
     def encode(self, clips: Tensor) -> Tensor:
-        """Per-clip aspect encodings: ``[B, S, L, D]`` → ``[B, A, S, H]``."""
+        """Per-clip encodings: ``[B, S, L, D]`` → ``[B, K·A, S, H]`` (``K`` members)."""
         return self.project_out(self.segment_features(clips)).transpose(-2, -3).contiguous()
 
     def score_encoded(self, query_enc: Tensor, cand_enc: Tensor) -> Tensor:
-        """Per-aspect similarities ``[Bq, C, A]`` in [0, 1].
+        """Per-aspect similarities ``[Bq, C, A]`` in [0, 1]: the members' mean.
 
         Args:
-            query_enc: ``[Bq, A, S, H]``.
-            cand_enc: ``[Bq, C, A, S, H]``, or ``[1, C, A, S, H]`` to score the same
-                candidates against every query (one GEMM per aspect, nothing copied).
+            query_enc: ``[Bq, K·A, S, H]`` from ``encode``.
+            cand_enc: ``[Bq, C, K·A, S, H]``, or ``[1, C, K·A, S, H]`` to score the same
+                candidates against every query (one GEMM per head, nothing copied).
         """
+        return self.score_members(query_enc, cand_enc).mean(dim=-2)
+
+    def score_members(self, query_enc: Tensor, cand_enc: Tensor) -> Tensor:
+        """Each member's per-aspect similarities ``[Bq, C, K, A]`` (``score_encoded``'s args)."""
         if cand_enc.shape[0] == 1:
             cross = torch.einsum("qash,cath->qcast", query_enc, cand_enc[0])
         elif cand_enc.shape[0] == query_enc.shape[0]:
@@ -174,7 +193,8 @@ class OracleScorer(SegmentEncoder):
             dim=-1,
         )
         hidden = nn.functional.gelu(self.pair_hidden(features))
-        return torch.sigmoid(self.pair_out(hidden).squeeze(-1))
+        scores = torch.sigmoid(self.pair_out(hidden).squeeze(-1))  # [Bq, C, K·A]
+        return scores.unflatten(-1, (self.num_members, self.num_aspects))
 
     def aspect_weights(
         self, weights: Tensor | np.ndarray | None, num_queries: int | None
@@ -217,14 +237,20 @@ class OracleScorer(SegmentEncoder):
         return self.combine(per_aspect, weights), per_aspect
 
     def predict_proxies(self, enc: Tensor) -> Tensor:
-        """Standardised proxy features ``[B, sum(num_proxy_features)]`` from ``enc [B, A, S, H]``.
+        """Standardised proxy features ``[B, sum(num_proxy_features)]`` from ``enc``: the
+        members' mean.
 
         Aspect ``a``'s features are predicted from aspect ``a``'s encoding only.
         """
+        return self.member_proxies(enc).mean(dim=1)
+
+    def member_proxies(self, enc: Tensor) -> Tensor:
+        """Each member's proxy predictions ``[B, K, sum(num_proxy_features)]``."""
         if self.proxy_head is None:
-            return enc.new_zeros(enc.shape[0], 0)
-        predicted = self.proxy_head(segment_statistics(enc))  # [B, A, max count]
-        return predicted.flatten(1)[:, self.proxy_columns]
+            return enc.new_zeros(enc.shape[0], self.num_members, 0)
+        predicted = self.proxy_head(segment_statistics(enc))  # [B, K·A, max count]
+        per_member = predicted.unflatten(1, (self.num_members, -1)).flatten(2)
+        return per_member[..., self.proxy_columns]
 
     @torch.no_grad()
     def encode_clips(self, clips: np.ndarray | Tensor, batch_size: int = 512) -> Tensor:
@@ -235,7 +261,7 @@ class OracleScorer(SegmentEncoder):
         ]
         if not chunks:
             c = self.config
-            return torch.zeros(0, self.num_aspects, c.clip_segments, c.hidden)
+            return torch.zeros(0, c.members * self.num_aspects, c.clip_segments, c.hidden)
         return torch.cat(chunks)
 
     @torch.no_grad()
@@ -263,8 +289,8 @@ class OracleScorer(SegmentEncoder):
         """Each query against its own candidate list, from cached encodings.
 
         Args:
-            query_enc: ``[Q, A, S, H]`` from ``encode_clips``.
-            cand_enc: ``[N, A, S, H]``.
+            query_enc: ``[Q, K·A, S, H]`` from ``encode_clips``.
+            cand_enc: ``[N, K·A, S, H]``.
             candidates: ``[Q, P]`` rows of ``cand_enc`` per query, -1 padded (a pad scores 0).
             chunk: pairs scored per block.
 
@@ -292,8 +318,8 @@ class OracleScorer(SegmentEncoder):
         """Every query against every candidate from cached encodings.
 
         Args:
-            query_enc: ``[Q, A, S, H]`` from ``encode``/``encode_clips``.
-            cand_enc: ``[N, A, S, H]``.
+            query_enc: ``[Q, K·A, S, H]`` from ``encode``/``encode_clips``.
+            cand_enc: ``[N, K·A, S, H]``.
             weights: ``[A]``, ``[Q, A]`` or ``None``.
             chunk: pairs scored per block (bounds the memory of the pair features).
 

@@ -30,7 +30,7 @@ from expressive_retrieval.models.training.loop import (
 def _encode_rows(
     model: OracleScorer, load_clips: LoadClips, rows: np.ndarray, batch_size: int = 256
 ) -> Tensor:
-    """Encodings ``[len(rows), A, S, H]`` of clip-table rows, loaded in chunks."""
+    """Encodings ``[len(rows), K·A, S, H]`` of clip-table rows, loaded in chunks."""
     chunks = [
         model.encode_clips(load_clips(rows[i : i + batch_size]), batch_size)
         for i in range(0, len(rows), batch_size)
@@ -85,7 +85,8 @@ def fit_oracle(
     First the model's input standardisation is fitted on (a seeded sample of) the training
     clips. Per batch of queries the unique clips of its lists are loaded and encoded once,
     then every list is scored: listwise ranking loss on the default-weight total, aspect
-    regression of ``s_a`` on ``targets``, and proxy prediction of each clip's features.
+    regression of ``s_a`` on ``targets``, and proxy prediction of each clip's features;
+    in an ensemble, every member on its own scores and predictions.
 
     Args:
         model: the scorer, trained in place.
@@ -116,19 +117,23 @@ def fit_oracle(
         ProxyPredictionLoss(),
     )
 
+    members = model.num_members
+
     def step(lists: np.ndarray) -> dict[str, Tensor]:
         rows, query_pos, cand_pos = batch_positions(train, lists)
         enc = model.encode(as_float_tensor(load_clips(rows)))
-        per_aspect = model.score_encoded(enc[query_pos], enc[cand_pos])
-        mask = torch.from_numpy(train.valid[lists])
+        # Each member's lists stacked member-major: [K·Bq, C(, A)], so every member learns
+        # from its own scores, not from the average (the losses average over the members).
+        per_aspect = model.score_members(enc[query_pos], enc[cand_pos]).movedim(2, 0).flatten(0, 1)
+        mask = torch.from_numpy(train.valid[lists]).repeat(members, 1)
+        relevance = torch.from_numpy(train.relevance[lists]).repeat(members, 1)
+        targets = torch.from_numpy(train.targets[lists]).float().repeat(members, 1, 1)
         losses = {
-            "ranking": ranking_loss(
-                model.combine(per_aspect), torch.from_numpy(train.relevance[lists]), mask
-            ),
-            "aspect": aspect_loss(per_aspect, torch.from_numpy(train.targets[lists]).float(), mask),
+            "ranking": ranking_loss(model.combine(per_aspect), relevance, mask),
+            "aspect": aspect_loss(per_aspect, targets, mask),
         }
         losses["proxy"] = (
-            proxy_loss(model.predict_proxies(enc), proxies[rows])
+            proxy_loss(model.member_proxies(enc), proxies[rows, None].expand(-1, members, -1))
             if proxies is not None
             else torch.zeros(())
         )
