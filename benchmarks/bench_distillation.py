@@ -17,8 +17,9 @@ difference of the unit means.
 ``DISTILLATION_WORLDS=a,b`` runs those worlds only (writes ``distillation_a_b.json``, so
 worlds can run side by side), ``DISTILLATION_CONF=full`` with the parameter set of
 ``conf/full`` over base (the full-budget run, ``kedro run --env=full``; adds ``_full``)
-and ``DISTILLATION_QUICK=1`` one seed (a smoke check, adds ``_quick``). ``python -m benchmarks.bench_distillation table [json ...]`` prints the
-markdown table of the worlds of one or more results (docs/benchmarks.md).
+and ``DISTILLATION_QUICK=1`` one seed (a smoke check, adds ``_quick``).
+``python -m benchmarks.bench_distillation table [json ...]`` prints the markdown table of
+the worlds of one or more results (docs/benchmarks.md).
 """
 
 from __future__ import annotations
