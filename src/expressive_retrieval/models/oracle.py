@@ -139,7 +139,7 @@ class OracleScorer(SegmentEncoder):
     config: OracleConfig
 
     def __init__(self, config: OracleConfig, seed: int = 0) -> None:
-        heads, hidden = config.members * len(config.aspects), config.hidden
+        heads, hidden = len(config.head_layer_scores), config.hidden
         counts = config.proxy_counts
         with seeded(seed):
             super().__init__(config)
@@ -261,7 +261,7 @@ class OracleScorer(SegmentEncoder):
         ]
         if not chunks:
             c = self.config
-            return torch.zeros(0, c.members * self.num_aspects, c.clip_segments, c.hidden)
+            return torch.zeros(0, len(c.head_layer_scores), c.clip_segments, c.hidden)
         return torch.cat(chunks)
 
     @torch.no_grad()
