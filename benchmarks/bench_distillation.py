@@ -32,10 +32,15 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
 from benchmarks.harness import RESULTS, measured, write_result
-from benchmarks.scratch import REPO, ScratchProject, base_parameters, deep_merge
+from benchmarks.scratch import (
+    REPO,
+    ScratchProject,
+    base_parameters,
+    deep_merge,
+    parameter_groups,
+)
 from expressive_retrieval.evaluation.retrieval import TASKS
 from expressive_retrieval.evaluation.uncertainty import Resampler
 from tests.real_catalogue import ASPECTS, NO_EVIDENCE
@@ -81,13 +86,9 @@ def parameter_set(name: str) -> dict[str, Any]:
     """The parameter groups of ``conf/<name>`` (none for ``base``): each replaces base's."""
     if name == "base":
         return {}
-    folder = REPO / "conf" / name
-    files = sorted(folder.glob("parameters*.yml"))
-    if not files:
-        sys.exit(f"DISTILLATION_CONF: no parameters*.yml in {folder}")
-    groups: dict[str, Any] = {}
-    for file in files:
-        groups.update(yaml.safe_load(file.read_text()) or {})
+    groups = parameter_groups(REPO / "conf" / name)
+    if not groups:
+        sys.exit(f"DISTILLATION_CONF: no parameters*.yml in {REPO / 'conf' / name}")
     return groups
 
 

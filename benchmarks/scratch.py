@@ -37,6 +37,14 @@ def _relocate(node: Any, data_root: Path) -> Any:
     return node
 
 
+def parameter_groups(folder: Path) -> dict[str, Any]:
+    """The top-level parameter groups of every ``parameters*.yml`` in a conf ``folder``."""
+    groups: dict[str, Any] = {}
+    for file in sorted(Path(folder).glob("parameters*.yml")):
+        groups.update(yaml.safe_load(file.read_text()) or {})
+    return groups
+
+
 @cache
 def _bootstrap() -> None:
     """Configure Kedro for this repository, once per process (it reloads the settings,
@@ -88,9 +96,7 @@ class ScratchProject:
         """
         path = self.conf / "local" / "parameters.yml"
         current = yaml.safe_load(path.read_text()) if path.exists() else {}
-        base: dict[str, Any] = {}
-        for file in sorted((self.conf / "base").glob("parameters*.yml")):
-            base.update(yaml.safe_load(file.read_text()) or {})
+        base = parameter_groups(self.conf / "base")
         merged = dict(current or {})
         for key, value in params.items():
             start = merged.get(key, base.get(key))

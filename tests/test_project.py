@@ -9,6 +9,8 @@ from kedro.framework.project import pipelines
 from kedro.framework.startup import bootstrap_project
 from kedro.io.catalog_config_resolver import DEFAULT_RUNTIME_PATTERN, CatalogConfigResolver
 
+from benchmarks.scratch import parameter_groups
+
 REPO = Path(__file__).resolve().parents[1]
 LAYERS = [
     "raw",
@@ -183,12 +185,8 @@ def _differences(base: object, other: object, path: tuple = ()) -> dict[tuple, t
 
 
 def test_the_full_parameter_set_changes_only_what_it_says() -> None:
-    full = {}
-    for file in sorted((REPO / "conf" / "full").glob("parameters*.yml")):
-        full |= yaml.safe_load(file.read_text())
-    base = {}
-    for file in sorted((REPO / "conf" / "base").glob("parameters*.yml")):
-        base |= yaml.safe_load(file.read_text())
+    full = parameter_groups(REPO / "conf" / "full")
+    base = parameter_groups(REPO / "conf" / "base")
     assert full.keys() <= base.keys()
     changes = {
         k: v for group in full for k, v in _differences(base[group], full[group], (group,)).items()
