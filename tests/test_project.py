@@ -169,7 +169,7 @@ def test_twins_are_read_by_the_selectivity_check_alone() -> None:
 
 # The full-budget parameter set (conf/full): every change from conf/base, by key path.
 FULL_CHANGES = {
-    ("oracle_scorer", "model", "members"): (1, 2),
+    ("oracle_scorer", "model", "members"): (1, 4),
     ("oracle_scorer", "training", "batch_queries"): (96, 32),
 }
 
