@@ -30,13 +30,10 @@ $(STAMP): $(RUN_STAMP)
 	$(UV_INSTALL) -e ".[pipelines,audio,viz,test]"
 	touch $(STAMP)
 
-run: $(RUN_STAMP)
-	$(KEDRO) run
-	@echo "Bundle: $$(ls -d data/09_export/*/ | sort | tail -n 1)"
-
-# The same run with the full-budget parameter set (conf/full: the oracle as an ensemble).
-run-full: $(RUN_STAMP)
-	$(KEDRO) run --env=full
+# run: conf/base (+ conf/local); run-full: the full-budget set conf/full (the oracle as an
+# ensemble). Both end by naming the bundle they exported.
+run run-full: $(RUN_STAMP)
+	$(KEDRO) run $(if $(filter run-full,$@),--env=full)
 	@echo "Bundle: $$(ls -d data/09_export/*/ | sort | tail -n 1)"
 
 test: setup
