@@ -75,6 +75,22 @@ def test_listwise_kl_reference_value():
     assert loss.item() == pytest.approx(expected)
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_lists_may_have_leading_dimensions(kind):
+    # [Bq, A, C]: one list per (query, aspect), the mean over every list with two candidates.
+    student, teacher = _scores(7, (3, 6)).reshape(3, 2, 3), _scores(8, (3, 6)).reshape(3, 2, 3)
+    mask = torch.ones(3, 2, 3, dtype=torch.bool)
+    mask[0, 1, 1:] = False  # a single candidate: left out of the mean
+    loss = DistillationLoss.compute_loss(student, teacher, mask, kind, 0.5)
+    lists = [
+        DistillationLoss.compute_loss(student[q, a], teacher[q, a], None, kind, 0.5)
+        for q in range(3)
+        for a in range(2)
+        if (q, a) != (0, 1)
+    ]
+    torch.testing.assert_close(loss, torch.stack(lists).mean())
+
+
 def test_gradients_reach_the_student_only():
     student, teacher = _scores(5).requires_grad_(), _scores(6).requires_grad_()
     DistillationLoss.compute_loss(student, teacher, kind="listwise_kl").backward()
@@ -129,6 +145,40 @@ def test_distilled_scores_follow_the_teacher(problem, kind):
         scores = projection_list_scores(head, train, clips.__getitem__)
         correlations[weight] = _mean_spearman(scores, teacher, train.valid)
     assert correlations[1.0] > correlations[0.0] + 0.15, correlations
+
+
+def test_aspect_distillation_teaches_each_sub_space_its_sub_score(problem):
+    # The teacher's total is flat (it says nothing); its sub-scores carry each aspect.
+    clips, train, val = problem
+    initial = ndcg_at_10(projection_list_scores(planted_head(), val, clips.__getitem__), val)
+    flat = np.full(train.valid.shape, 0.5)
+    reversed_dynamics = np.stack([train.targets[..., 0], 1 - train.targets[..., 1]], axis=-1)
+    final = {}
+    for name, sub_scores, weight in (
+        ("total", train.targets, "distillation"),
+        ("aspects", train.targets, "aspect_distillation"),
+        ("reversed", reversed_dynamics, "aspect_distillation"),
+    ):
+        teacher = TeacherScores(train.query_index, train.candidate_index, flat, sub_scores)
+        weights = {"ranking": 0.0, "aspect": 0.0, "routing": 0.1, weight: 1.0}
+        head, history = fit_planted(problem, teacher, loss_weights=weights)
+        assert f"loss_{weight}" in history[0]
+        final[name] = ndcg_at_10(projection_list_scores(head, val, clips.__getitem__), val)
+    assert final["total"] < initial, (initial, final)  # 0.714 -> 0.597
+    assert final["aspects"] > max(initial + 0.1, 0.83), (initial, final)  # 0.874
+    assert final["reversed"] < final["aspects"] - 0.03, final  # 0.802
+
+
+def test_aspect_distillation_refuses_a_teacher_without_sub_scores(problem):
+    _, train, _ = problem
+    weights = {"ranking": 1.0, "aspect": 1.0, "routing": 0.1, "aspect_distillation": 1.0}
+    totals = train.targets.mean(-1)
+    without = TeacherScores(train.query_index, train.candidate_index, totals)
+    with pytest.raises(ValueError, match="per-aspect scores"):
+        fit_planted(problem, without, loss_weights=weights)
+    wrong = TeacherScores(train.query_index, train.candidate_index, totals, train.targets[:, :3])
+    with pytest.raises(ValueError, match=r"must be \[Q, P, A\]"):
+        fit_planted(problem, wrong, loss_weights=weights)
 
 
 def test_pool_similarities_agree_on_both_paths():

@@ -206,10 +206,14 @@ def planted_head() -> ProjectionHead:
 
 
 def fit_planted(problem, teacher=None, **params):
-    """Fit the planted head; an array ``teacher`` scores the train lists' own candidates."""
+    """Fit the planted head.
+
+    An array ``teacher`` gives the totals of the train lists' own candidates; its per-aspect
+    scores are the lists' targets.
+    """
     clips, train, val = problem
     if isinstance(teacher, np.ndarray):
-        teacher = TeacherScores(train.query_index, train.candidate_index, teacher)
+        teacher = TeacherScores(train.query_index, train.candidate_index, teacher, train.targets)
     settings = ProjectionTrainParams(
         **({"epochs": 8, "patience": 8, "batch_queries": 8, "num_threads": 1, "lr": 1e-2} | params)
     )

@@ -55,9 +55,10 @@ class DistillationLoss(nn.Module):
         """Scalar loss.
 
         Args:
-            student: ``[Bq, C]`` student scores (with gradients).
-            teacher: ``[Bq, C]`` teacher scores (no gradient flows into them).
-            mask: ``[Bq, C]`` bool, False marks padding; ``None`` = all valid.
+            student: ``[..., C]`` student scores (with gradients): one list per leading
+                index, e.g. ``[Bq, C]`` or ``[Bq, A, C]`` (a list per query and aspect).
+            teacher: ``[..., C]`` teacher scores (no gradient flows into them).
+            mask: ``[..., C]`` bool, False marks padding; ``None`` = all valid.
             kind: ``"margin_mse"`` or ``"listwise_kl"``.
             temperature: divides both scores before they are compared.
         """

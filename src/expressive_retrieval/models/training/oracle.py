@@ -40,19 +40,28 @@ def _encode_rows(
 
 @torch.no_grad()
 def oracle_list_scores(
-    model: OracleScorer, data: ListwiseData, load_clips: LoadClips, batch_queries: int = 64
+    model: OracleScorer,
+    data: ListwiseData,
+    load_clips: LoadClips,
+    batch_queries: int = 64,
+    aspects: bool = False,
 ) -> np.ndarray:
-    """Total scores ``[Q, C]`` (default weights) of every list; padding scores 0."""
+    """Total scores ``[Q, C]`` (default weights) of every list; padding scores 0.
+
+    ``aspects=True``: the per-aspect sub-scores ``[Q, C, A]`` instead.
+    """
     rows = data.clip_indices()
     enc = _encode_rows(model, load_clips, rows)
     query_pos = np.searchsorted(rows, data.query_index)
     cand_pos = np.searchsorted(rows, np.where(data.valid, data.candidate_index, rows[0]))
-    scores = np.zeros(data.candidate_index.shape, dtype=np.float64)
+    shape = (*data.candidate_index.shape, model.num_aspects) if aspects else data.valid.shape
+    scores = np.zeros(shape, dtype=np.float64)
     for i in range(0, len(query_pos), batch_queries):
         block = slice(i, i + batch_queries)
         per_aspect = model.score_encoded(enc[query_pos[block]], enc[cand_pos[block]])
-        scores[block] = model.combine(per_aspect).numpy()
-    return np.where(data.valid, scores, 0.0)
+        scores[block] = (per_aspect if aspects else model.combine(per_aspect)).numpy()
+    valid = data.valid[..., None] if aspects else data.valid
+    return np.where(valid, scores, 0.0)
 
 
 def evaluate_ndcg(model: OracleScorer, data: ListwiseData, load_clips: LoadClips) -> float:

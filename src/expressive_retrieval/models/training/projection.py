@@ -36,14 +36,21 @@ class ProjectionTrainParams(TrainParams):
     """``TrainParams`` of the retriever (the ``projection`` parameters' ``train`` block).
 
     ``temperature`` divides the list scores (cosine totals) in the ranking and the
-    distillation loss; ``distillation`` is ``"listwise_kl"`` or ``"margin_mse"``. A
-    ``loss_weights["distillation"]`` of 0 (or no teacher) trains without distillation.
+    distillation losses; ``distillation`` is ``"listwise_kl"`` or ``"margin_mse"``. With
+    ``loss_weights`` 0 for both ``distillation`` and ``aspect_distillation`` (or no teacher)
+    the head trains without distillation.
     """
 
     batch_queries: int = 96
     lr: float = 4e-3
     loss_weights: dict[str, float] = field(
-        default_factory=lambda: {"ranking": 1.0, "aspect": 1.0, "routing": 0.1, "distillation": 1.0}
+        default_factory=lambda: {
+            "ranking": 1.0,
+            "aspect": 1.0,
+            "routing": 0.1,
+            "distillation": 1.0,
+            "aspect_distillation": 1.0,
+        }
     )
     temperature: float = 0.05
     distillation: str = "listwise_kl"
@@ -65,14 +72,19 @@ class TeacherScores:
         query_index: ``[Q]`` query rows, those of the training lists in their order.
         candidate_index: ``[Q, P]`` candidate rows (-1 = padding), e.g. a ``candidate_pool``.
         scores: ``[Q, P]`` the teacher's scores of those pairs.
+        aspect_scores: ``[Q, P, A]`` the teacher's per-aspect sub-scores of them, or None.
     """
 
     query_index: np.ndarray
     candidate_index: np.ndarray
     scores: np.ndarray
+    aspect_scores: np.ndarray | None = None
 
-    def check(self, train: ListwiseData) -> None:
-        """Refuse scores that do not belong to ``train``'s queries, or are not finite."""
+    def check(self, train: ListwiseData, aspects: bool = False) -> None:
+        """Refuse scores that do not belong to ``train``'s queries, or are not finite.
+
+        ``aspects``: the per-aspect scores are needed too (``[Q, P, A]``).
+        """
         if not np.array_equal(self.query_index, train.query_index):
             raise ValueError("teacher scores must have one row per training list, in order")
         valid = self.candidate_index >= 0
@@ -83,6 +95,23 @@ class TeacherScores:
             )
         if not np.isfinite(self.scores[valid]).all():
             raise ValueError("teacher scores of valid candidates must be finite")
+        if not aspects:
+            return
+        if self.aspect_scores is None:
+            raise ValueError("aspect_distillation needs the teacher's per-aspect scores")
+        if self.aspect_scores.shape[:2] != self.scores.shape or self.aspect_scores.ndim != 3:
+            raise ValueError(
+                f"teacher aspect scores {self.aspect_scores.shape} must be [Q, P, A] with "
+                f"[Q, P] = {self.scores.shape}"
+            )
+        if not np.isfinite(self.aspect_scores[valid]).all():
+            raise ValueError("teacher aspect scores of valid candidates must be finite")
+
+
+def _valid_scores(scores: np.ndarray, candidate_index: np.ndarray) -> Tensor:
+    """Float32 teacher scores ``[Q, P, ...]`` with the padding (``candidate_index`` -1) zeroed."""
+    valid = (candidate_index >= 0).reshape(candidate_index.shape + (1,) * (scores.ndim - 2))
+    return torch.from_numpy(np.where(valid, scores, 0.0).astype(np.float32))
 
 
 def _positions(rows: np.ndarray, index: np.ndarray) -> np.ndarray:
@@ -155,27 +184,34 @@ def fit_projection(
     * ``aspect``: each aspect's ``(cos + 1) / 2`` regressed on its ``target_<aspect>``;
     * ``routing``: KL from the discovery evidence to each aspect's layer routing;
     * ``distillation``: the totals of each query's teacher pool against the teacher's
-      scores of it (``params.distillation``): pairs the labelled lists may never hold.
+      scores of it (``params.distillation``): pairs the labelled lists may never hold;
+    * ``aspect_distillation``: the same per aspect, each aspect's cosines over the pool
+      against the teacher's sub-scores ``s_a`` (one list per query and aspect), so each
+      sub-space learns its own aspect from the teacher, not only their weighted sum.
 
     Args:
         head: the retriever head, trained in place.
         train: training lists.
         val: validation lists (at least one relevant candidate).
         load_clips: clip-table rows ``[n]`` → float16/32 clips ``[n, S, L, D]``.
-        teacher: the teacher's scores of a pool per training list; ``None`` = no
-            distillation (as does ``loss_weights["distillation"] == 0``).
+        teacher: the teacher's scores of a pool per training list (``aspect_scores``
+            needed for ``aspect_distillation``); ``None`` = no distillation (as do zero
+            weights of both distillation losses).
         params: optimisation settings.
         progress: show a progress bar.
 
     Returns:
         The head (best epoch restored) and the per-epoch history.
     """
-    distil = teacher is not None and params.loss_weights.get("distillation", 0.0) != 0
+    weights = params.loss_weights
+    total_distil = teacher is not None and weights.get("distillation", 0.0) != 0
+    aspect_distil = teacher is not None and weights.get("aspect_distillation", 0.0) != 0
+    distil = total_distil or aspect_distil
     if distil:
-        teacher.check(train)
-        teacher_scores = torch.from_numpy(
-            np.where(teacher.candidate_index >= 0, teacher.scores, 0.0).astype(np.float32)
-        )
+        teacher.check(train, aspects=aspect_distil)
+        teacher_scores = _valid_scores(teacher.scores, teacher.candidate_index)
+        if aspect_distil:
+            teacher_aspects = _valid_scores(teacher.aspect_scores, teacher.candidate_index)
     ranking_loss = ListwiseRankingLoss(params.temperature)
     aspect_loss, routing_loss = AspectRegressionLoss(), RoutingPriorLoss()
     distillation_loss = DistillationLoss(params.distillation, params.temperature)
@@ -198,8 +234,16 @@ def fit_projection(
         }
         if distil:
             pooled = _pool_similarities(head, query_vectors, vectors, _positions(rows, pool))
+            valid = torch.from_numpy(pool >= 0)
+        if total_distil:
             losses["distillation"] = distillation_loss(
-                head.combine(pooled), teacher_scores[lists], torch.from_numpy(pool >= 0)
+                head.combine(pooled), teacher_scores[lists], valid
+            )
+        if aspect_distil:  # one list per (query, aspect): cos_a against the teacher's s_a
+            losses["aspect_distillation"] = distillation_loss(
+                pooled.movedim(-1, 1),
+                teacher_aspects[lists].movedim(-1, 1),
+                valid[:, None].expand(-1, pooled.shape[-1], -1),
             )
         return losses
 

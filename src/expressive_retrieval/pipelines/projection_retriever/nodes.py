@@ -53,6 +53,7 @@ logger = logging.getLogger(__name__)
 
 CLIP_ID_COLUMNS = ["clip_id", "track_id", "segment_start", "segment_end", "split"]
 POOL_PAIRS = 2048  # (query, candidate) pairs the oracle scores per block
+DISTILLATION_LOSSES = ("distillation", "aspect_distillation")
 
 
 def oracle_teacher_scores(
@@ -64,9 +65,10 @@ def oracle_teacher_scores(
     params: dict[str, Any],
     seed: int,
 ) -> TeacherScores:
-    """The oracle's default-weight scores of a pool of train clips per train list's query.
+    """The oracle's scores of a pool of train clips per train list's query.
 
-    The pool (``params["teacher_pool"]``) holds every train clip of another track, up to
+    Both the default-weight total and each aspect's sub-score ``s_a`` (``aspect_scores``,
+    for ``aspect_distillation``). The pool (``params["teacher_pool"]``) holds every train clip of another track, up to
     ``size``; above it, the list's labelled candidates, the ``mined`` nearest in frozen
     mean-pooled cosine and a seeded random sample. Candidates come only from the train split.
     """
@@ -81,15 +83,22 @@ def oracle_teacher_scores(
             np.zeros(pool.shape, np.float32),
             np.zeros((*pool.shape, 1), np.float32),
         )
-        scores = oracle_list_scores(
-            oracle, lists, clip_loader(segments, clips), max(1, POOL_PAIRS // pool.shape[1])
+        aspect_scores = oracle_list_scores(
+            oracle,
+            lists,
+            clip_loader(segments, clips),
+            max(1, POOL_PAIRS // pool.shape[1]),
+            aspects=True,
         )
+        scores = oracle.combine(torch.from_numpy(aspect_scores)).numpy()
     logger.info(
         "Oracle scored %d train queries x %d pool candidates in %.1fs",
         *pool.shape,
         time.perf_counter() - started,
     )
-    return TeacherScores(train.query_index, pool, scores.astype(np.float32))
+    return TeacherScores(
+        train.query_index, pool, scores.astype(np.float32), aspect_scores.astype(np.float32)
+    )
 
 
 def _train(
@@ -118,7 +127,8 @@ def _train(
         params,
     )
     metadata |= {
-        "distilled": teacher is not None and train_params.loss_weights.get("distillation", 0) > 0,
+        "distilled": teacher is not None
+        and any(train_params.loss_weights.get(k, 0) > 0 for k in DISTILLATION_LOSSES),
         "distillation": train_params.distillation,
     }
     return state, config.to_dict(), metadata
