@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from kedro.io import DatasetError
 
+from expressive_retrieval.models import OracleConfig, OracleScorer
 from expressive_retrieval.models.training import listwise_data
 from expressive_retrieval.pipelines.projection_retriever.nodes import oracle_teacher_scores
 from expressive_retrieval.pipelines.projection_retriever.pipeline import create_pipeline
@@ -91,6 +93,15 @@ def test_the_teacher_pool_stays_in_the_train_split(projected, pool) -> None:
     assert (tracks[candidates] != tracks[teacher.query_index][:, None])[valid].all()
     assert np.isfinite(teacher.scores[valid]).all()
     assert ((teacher.scores[valid] >= 0) & (teacher.scores[valid] <= 1)).all()
+    # Per aspect too (aspect_distillation): sub-scores in [0, 1] whose weighted sum is the total.
+    oracle = OracleScorer.from_state(
+        OracleConfig.from_dict(catalog.load("oracle_config")), catalog.load("oracle_model")
+    )
+    assert teacher.aspect_scores.shape == (*valid.shape, oracle.num_aspects)
+    sub_scores = teacher.aspect_scores[valid]
+    assert ((sub_scores >= 0) & (sub_scores <= 1)).all()
+    totals = oracle.combine(torch.from_numpy(teacher.aspect_scores)).numpy()
+    np.testing.assert_allclose(totals[valid], teacher.scores[valid], rtol=1e-5, atol=1e-6)
     if pool["size"] < (split == "train").sum() - 1:  # capped: the labelled candidates first
         assert teacher.candidate_index.shape[1] == pool["size"]
         lists = zip(teacher.candidate_index, train.candidate_index, train.valid, strict=True)
