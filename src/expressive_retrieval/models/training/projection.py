@@ -209,9 +209,10 @@ def fit_projection(
     distil = total_distil or aspect_distil
     if distil:
         teacher.check(train, aspects=aspect_distil)
+    if total_distil:
         teacher_scores = _valid_scores(teacher.scores, teacher.candidate_index)
-        if aspect_distil:
-            teacher_aspects = _valid_scores(teacher.aspect_scores, teacher.candidate_index)
+    if aspect_distil:
+        teacher_aspects = _valid_scores(teacher.aspect_scores, teacher.candidate_index)
     ranking_loss = ListwiseRankingLoss(params.temperature)
     aspect_loss, routing_loss = AspectRegressionLoss(), RoutingPriorLoss()
     distillation_loss = DistillationLoss(params.distillation, params.temperature)
