@@ -30,6 +30,8 @@ from expressive_retrieval.models.training.loop import (
     fit_lists,
 )
 
+DISTILLATION_LOSSES = ("distillation", "aspect_distillation")  # of the total, per aspect
+
 
 @dataclass
 class ProjectionTrainParams(TrainParams):
@@ -54,6 +56,11 @@ class ProjectionTrainParams(TrainParams):
     )
     temperature: float = 0.05
     distillation: str = "listwise_kl"
+
+    @property
+    def distils(self) -> bool:
+        """True when a distillation loss has a weight (a teacher then takes part)."""
+        return any(self.loss_weights.get(name, 0.0) != 0 for name in DISTILLATION_LOSSES)
 
     def __post_init__(self) -> None:
         if self.temperature <= 0:
@@ -203,10 +210,9 @@ def fit_projection(
     Returns:
         The head (best epoch restored) and the per-epoch history.
     """
-    weights = params.loss_weights
-    total_distil = teacher is not None and weights.get("distillation", 0.0) != 0
-    aspect_distil = teacher is not None and weights.get("aspect_distillation", 0.0) != 0
-    distil = total_distil or aspect_distil
+    distil = teacher is not None and params.distils
+    total_distil = distil and params.loss_weights.get("distillation", 0.0) != 0
+    aspect_distil = distil and params.loss_weights.get("aspect_distillation", 0.0) != 0
     if distil:
         teacher.check(train, aspects=aspect_distil)
     if total_distil:

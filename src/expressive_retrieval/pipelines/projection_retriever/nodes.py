@@ -53,7 +53,6 @@ logger = logging.getLogger(__name__)
 
 CLIP_ID_COLUMNS = ["clip_id", "track_id", "segment_start", "segment_end", "split"]
 POOL_PAIRS = 2048  # (query, candidate) pairs the oracle scores per block
-DISTILLATION_LOSSES = ("distillation", "aspect_distillation")
 
 
 def oracle_teacher_scores(
@@ -127,8 +126,7 @@ def _train(
         params,
     )
     metadata |= {
-        "distilled": teacher is not None
-        and any(train_params.loss_weights.get(k, 0) > 0 for k in DISTILLATION_LOSSES),
+        "distilled": teacher is not None and train_params.distils,
         "distillation": train_params.distillation,
     }
     return state, config.to_dict(), metadata
