@@ -67,9 +67,10 @@ def oracle_teacher_scores(
     """The oracle's scores of a pool of train clips per train list's query.
 
     Both the default-weight total and each aspect's sub-score ``s_a`` (``aspect_scores``,
-    for ``aspect_distillation``). The pool (``params["teacher_pool"]``) holds every train clip of another track, up to
-    ``size``; above it, the list's labelled candidates, the ``mined`` nearest in frozen
-    mean-pooled cosine and a seeded random sample. Candidates come only from the train split.
+    for ``aspect_distillation``). The pool (``params["teacher_pool"]``) holds every train
+    clip of another track, up to ``size``; above it, the list's labelled candidates, the
+    ``mined`` nearest in frozen mean-pooled cosine and a seeded random sample. Candidates
+    come only from the train split.
     """
     oracle = OracleScorer.from_state(OracleConfig.from_dict(oracle_config), oracle_model).eval()
     train = listwise_data(pairs, clips, oracle.config.aspects, "train")
