@@ -46,7 +46,7 @@ def oracle_list_scores(
     batch_queries: int = 64,
     aspects: bool = False,
 ) -> np.ndarray:
-    """Total scores ``[Q, C]`` (default weights) of every list; padding scores 0.
+    """Total scores ``[Q, C]`` (default weights, float32) of every list; padding scores 0.
 
     ``aspects=True``: the per-aspect sub-scores ``[Q, C, A]`` instead.
     """
@@ -55,13 +55,13 @@ def oracle_list_scores(
     query_pos = np.searchsorted(rows, data.query_index)
     cand_pos = np.searchsorted(rows, np.where(data.valid, data.candidate_index, rows[0]))
     shape = (*data.candidate_index.shape, model.num_aspects) if aspects else data.valid.shape
-    scores = np.zeros(shape, dtype=np.float64)
+    scores = np.zeros(shape, dtype=np.float32)
     for i in range(0, len(query_pos), batch_queries):
         block = slice(i, i + batch_queries)
         per_aspect = model.score_encoded(enc[query_pos[block]], enc[cand_pos[block]])
         scores[block] = (per_aspect if aspects else model.combine(per_aspect)).numpy()
-    valid = data.valid[..., None] if aspects else data.valid
-    return np.where(valid, scores, 0.0)
+    scores[~data.valid] = 0.0
+    return scores
 
 
 def evaluate_ndcg(model: OracleScorer, data: ListwiseData, load_clips: LoadClips) -> float:

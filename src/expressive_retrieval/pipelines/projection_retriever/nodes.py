@@ -90,15 +90,14 @@ def oracle_teacher_scores(
             max(1, POOL_PAIRS // pool.shape[1]),
             aspects=True,
         )
-        scores = oracle.combine(torch.from_numpy(aspect_scores)).numpy()
+        # Summed in float64 (as always), stored in float32 like the sub-scores.
+        scores = oracle.combine(torch.from_numpy(aspect_scores).double()).float().numpy()
     logger.info(
         "Oracle scored %d train queries x %d pool candidates in %.1fs",
         *pool.shape,
         time.perf_counter() - started,
     )
-    return TeacherScores(
-        train.query_index, pool, scores.astype(np.float32), aspect_scores.astype(np.float32)
-    )
+    return TeacherScores(train.query_index, pool, scores, aspect_scores)
 
 
 def _train(
