@@ -71,7 +71,7 @@ class ScratchProject:
     def __init__(
         self, root: Path, params: dict[str, Any] | None = None, create: bool = True
     ) -> None:
-        self.root = Path(root)
+        self.root = Path(root).resolve()  # Kedro resolves relative paths from the repository
         self.conf = self.root / "conf"
         self._paths_catalog: Any = None
         if not create:  # attach to a scratch project made earlier

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 from kedro.framework.project import pipelines
 from kedro.framework.startup import bootstrap_project
 from kedro.io.catalog_config_resolver import DEFAULT_RUNTIME_PATTERN, CatalogConfigResolver
 
-from benchmarks.scratch import parameter_groups
+from benchmarks.scratch import ScratchProject, parameter_groups
 
 REPO = Path(__file__).resolve().parents[1]
 LAYERS = [
@@ -135,6 +136,18 @@ def test_factories_resolve_the_fixed_names_and_nothing_else() -> None:
         if name not in explicit and not entry["type"].endswith("MemoryDataset")
     }
     assert from_factories == expected
+
+
+def test_a_scratch_project_at_a_relative_root_keeps_its_data_there(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    project = ScratchProject(Path("scratch"))
+    text = "".join(
+        (project.conf / "base" / name).read_text() for name in ("catalog.yml", "globals.yml")
+    )
+    paths = [word.strip("'\",") for word in text.split() if "data/" in word]
+    assert paths and all(path.startswith(str(tmp_path / "scratch" / "data")) for path in paths)
 
 
 def test_a_dotted_runtime_parameter_changes_only_its_key(tmp_path: Path) -> None:
