@@ -173,14 +173,16 @@ def test_rank_candidates_excludes_invalid_and_orders_ties() -> None:
 def test_aggregate_to_tracks_matches_loop(how: str) -> None:
     rng = np.random.default_rng(2)
     num_tracks, k = 9, 3
-    track_index = rng.integers(0, num_tracks - 1, size=40)  # the last track has no clips
-    clip_scores = np.round(rng.normal(size=(6, 40)), 1)
+    track_index = rng.integers(0, num_tracks - 3, size=40)  # the last track has no clips
+    track_index[[3, 17, 30]] = [num_tracks - 3, num_tracks - 2, num_tracks - 2]  # 1 and 2 clips
+    clip_scores = np.round(rng.normal(size=(6, 40)), 1)  # ties
+    clip_scores[:, ::9] = -np.inf  # unreturned clips
     expected = np.full((6, num_tracks), -np.inf)
     for q in range(6):
         for t in range(num_tracks):
             own = sorted(clip_scores[q, track_index == t], reverse=True)
             if own:
-                expected[q, t] = max(own) if how == "max" else np.mean(own[:k])
+                expected[q, t] = max(own) if how == "max" else sum(own[:k]) / len(own[:k])
     got = aggregate_to_tracks(clip_scores, track_index, num_tracks, how=how, k=k)
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
 

@@ -15,12 +15,11 @@ from expressive_retrieval.evaluation.pooling import (
     system_scores,
     top_candidates,
     top_columns,
-    track_scores,
     union,
 )
 from expressive_retrieval.evaluation.retrieval import per_query_report, split_view
 from expressive_retrieval.evaluation.scorers import FoundScorer, RandomScorer, VectorScorer
-from expressive_retrieval.vectors.track_scores import aggregate_to_tracks
+from expressive_retrieval.vectors.track_scores import aggregate_runs, aggregate_to_tracks
 
 ASPECTS = ["tempo", "dynamics", "timbre"]
 TRACK_SCORING = {"how": "topk_mean", "k": 2}
@@ -241,7 +240,7 @@ def test_sampled_queries_measure_what_every_clip_querying_measures_for_them() ->
                 )
 
 
-def test_track_scores_equal_aggregate_to_tracks_bit_for_bit() -> None:
+def test_a_views_track_runs_score_tracks_as_aggregate_to_tracks() -> None:
     """Clips in any order, ties, unreturned (-inf) clips, tracks of one clip."""
     view, _ = _split(6)
     shuffled = np.random.default_rng(0).permutation(len(view.clip_ids))
@@ -251,4 +250,5 @@ def test_track_scores_equal_aggregate_to_tracks_bit_for_bit() -> None:
         scores[:, ::7], scores[:, ::5] = -np.inf, 0.5
         for how, k in (("max", 1), ("topk_mean", 1), ("topk_mean", 2)):
             want = aggregate_to_tracks(scores, clip_track, len(view.track_ids), how, k)
-            np.testing.assert_array_equal(track_scores(scores, mixed, how, k), want)
+            got = aggregate_runs(scores, mixed.track_runs, how, k)
+            np.testing.assert_array_equal(got, want)

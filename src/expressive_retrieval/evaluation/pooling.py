@@ -4,7 +4,7 @@ Each pooling system ranks every candidate of a query cheaply, in blocks of queri
 (``scorers.py``; vector systems in one product with default-weight query vectors): a
 block's scores are ``[b, N]`` (``b`` shrinks as the split grows, so a block stays within
 ``BLOCK_VALUES`` values) and its track scores come from them as the systems score tracks
-(``track_scores``: the best ``k`` clips of each track in ``k`` passes). The union of
+(``aggregate_runs``: the best ``k`` clips of each track in ``k`` passes). The union of
 their top ``depth`` clips is the query's clip pool and the union of their top
 ``track_depth`` tracks its track pool. Only pooled pairs get relevance
 grades, the expensive oracle scores only them (and every clip of a pooled track, so a
@@ -23,6 +23,7 @@ import numpy as np
 
 from expressive_retrieval.evaluation.retrieval import SplitView, SystemScores, aggregate_clip_scores
 from expressive_retrieval.evaluation.scorers import PairScores, RandomScorer, VectorScorer
+from expressive_retrieval.vectors.track_scores import aggregate_runs
 
 QUERY_BLOCK = 256  # queries scored against their pool at once (at most, against every clip)
 BLOCK_VALUES = 1 << 24  # most scores of one block against every clip (per aspect included)
@@ -93,36 +94,6 @@ def member_scores(values: np.ndarray, members: np.ndarray, how: str, k: int) -> 
     return np.where(count > 0, total / np.maximum(count, 1), -np.inf)
 
 
-def track_scores(scores: np.ndarray, view: SplitView, how: str, k: int) -> np.ndarray:
-    """Track scores ``[b, T]`` from clip scores ``[b, N]``, equal to ``aggregate_to_tracks``
-    (the best clip, or the mean of the best ``min(k, clips)``, -inf counted; bit for bit up
-    to ``k = 2``, the default, within float rounding above: the sum's order) without
-    sorting: per track, its maximum and how often it occurs; a maximum used up is dropped
-    and the next one found, ``k`` passes in all."""
-    order, starts, counts = view.track_runs
-    grouped = scores if order is None else np.take(scores, order, axis=1)
-
-    def peak(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        top = np.maximum.reduceat(values, starts, axis=1)
-        at_top = (values == np.repeat(top, counts, axis=1)).astype(np.float64)
-        return top, np.add.reduceat(at_top, starts, axis=1)
-
-    best, left = peak(grouped)
-    if how == "max":
-        return best
-    assert how == "topk_mean", how
-    total = best.copy()
-    for taken in range(1, k):
-        left -= 1
-        spent = left == 0  # every clip at this maximum is taken: drop them, find the next
-        drop = np.repeat(spent, counts, axis=1) & (grouped == np.repeat(best, counts, axis=1))
-        grouped = np.where(drop, -np.inf, grouped)
-        following, times = peak(grouped)
-        best, left = np.where(spent, following, best), np.where(spent, times, left)
-        total += np.where(counts > taken, best, 0.0)
-    return total / np.minimum(counts, k)
-
-
 def _ranking(scorer: Scorer, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     """A system's totals of ``queries`` against every clip ``[b, N]``, and what it returned."""
     if isinstance(scorer, VectorScorer):
@@ -155,7 +126,7 @@ def top_candidates(
         if isinstance(scorer, RandomScorer):
             track = scorer.track_scores(queries, None)
         else:
-            track = track_scores(masked, view, **track_scoring)
+            track = aggregate_runs(masked, view.track_runs, **track_scoring)
         clips.append(top_columns(masked, depth))
         tracks.append(top_columns(np.where(every_track != own, track, -np.inf), track_depth))
     return np.concatenate(clips), np.concatenate(tracks)

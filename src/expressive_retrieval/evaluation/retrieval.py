@@ -33,7 +33,7 @@ from expressive_retrieval.evaluation.metrics import per_query_metrics, recall_cu
 from expressive_retrieval.evaluation.queries import sample_queries
 from expressive_retrieval.evaluation.uncertainty import Resampler
 from expressive_retrieval.vectors.aspects import normalised_weights
-from expressive_retrieval.vectors.track_scores import aggregate_to_tracks
+from expressive_retrieval.vectors.track_scores import TrackRuns, aggregate_to_tracks, track_runs
 
 TASKS = ("clip_to_clip", "clip_to_track")
 
@@ -105,14 +105,9 @@ class SplitView:
         return table
 
     @cached_property
-    def track_runs(self) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
-        """Clips grouped by track: the order ``[N]`` (None: clips already are), each
-        track's first position ``[T]`` in it and its clip count ``[T]`` (every track of a
-        view has clips)."""
-        counts = np.bincount(self.clip_track, minlength=len(self.track_ids))
-        grouped = bool((np.diff(self.clip_track) >= 0).all())
-        order = None if grouped else np.argsort(self.clip_track, kind="stable")
-        return order, np.cumsum(counts) - counts, counts
+    def track_runs(self) -> TrackRuns:
+        """Clips grouped by track (``track_runs``; every track of a view has clips)."""
+        return track_runs(self.clip_track, len(self.track_ids))
 
     def slot_clips(self, queries: np.ndarray, slots: np.ndarray) -> np.ndarray:
         """Clip indices of ``slots`` ``[..., k]`` of each query in ``queries``; -1 stays -1."""
