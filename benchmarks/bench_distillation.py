@@ -176,6 +176,7 @@ def run_world(
         tasks[task] = {
             "num_units": len(units),
             "unit_means": units.mean().round(4).to_dict(),
+            "units": units.round(4).to_dict(orient="index"),  # each unit's score per system
             "differences": [paired_difference(units, a, b, uncertainty) for a, b in PAIRS],
         }
     split = project.load("dataset_version")

@@ -35,6 +35,12 @@ def machine_info() -> dict[str, Any]:
         info["memory_gb"] = round(psutil.virtual_memory().total / 2**30, 1)
     except ImportError:
         pass
+    try:  # torch's CPU sums split by thread: trained models differ between thread counts
+        import torch
+
+        info["torch_threads"] = torch.get_num_threads()
+    except ImportError:
+        pass
     return info
 
 
