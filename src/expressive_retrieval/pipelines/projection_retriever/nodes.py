@@ -90,7 +90,7 @@ def oracle_teacher_scores(
             max(1, POOL_PAIRS // pool.shape[1]),
             aspects=True,
         )
-        # Summed in float64 (as always), stored in float32 like the sub-scores.
+        # The total summed in float64, stored in float32 like the sub-scores.
         scores = oracle.combine(torch.from_numpy(aspect_scores).double()).float().numpy()
     logger.info(
         "Oracle scored %d train queries x %d pool candidates in %.1fs",
