@@ -85,10 +85,12 @@ def aggregate_to_tracks(
     assert np.issubdtype(clip_track_index.dtype, np.integer), clip_track_index.dtype
     assert ((clip_track_index >= 0) & (clip_track_index < num_tracks)).all(), "track index range"
     out = np.full((clip_scores.shape[0], num_tracks), -np.inf)
-    present, dense = np.unique(clip_track_index, return_inverse=True)
+    has_clips = np.bincount(clip_track_index, minlength=num_tracks) > 0
+    present = np.flatnonzero(has_clips)
     if present.size == 0:
         return out
-    runs = track_runs(dense, len(present))  # the tracks with clips, numbered densely
+    dense = (np.cumsum(has_clips) - 1)[clip_track_index]  # the tracks with clips, renumbered
+    runs = track_runs(dense, len(present))
     for rows in query_chunks(clip_scores.shape[0]):
         out[rows, present] = aggregate_runs(clip_scores[rows], runs, how, k)
     return out
