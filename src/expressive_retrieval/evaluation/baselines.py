@@ -38,10 +38,14 @@ def layer_weighted_vectors(
             cumulative = np.cumsum(per_segment, axis=0, dtype=np.float64)
             cumulative = np.concatenate([np.zeros_like(cumulative[:1]), cumulative])
             length = (ends[rows] - starts[rows])[:, None, None]
-            vectors[rows] = (cumulative[ends[rows]] - cumulative[starts[rows]]) / length
+            means = ((cumulative[ends[rows]] - cumulative[starts[rows]]) / length).astype(
+                np.float32
+            )
+            # Normalised per track: no temporary the size of the whole split.
+            vectors[rows] = means / np.maximum(np.linalg.norm(means, axis=-1, keepdims=True), 1e-12)
     if vectors is None:
         return np.zeros((0, len(layer_weights), 0), dtype=np.float32)
-    return vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12)
+    return vectors
 
 
 def mean_pooled_vectors(segments: SegmentStore, clips: pd.DataFrame, dim: int) -> np.ndarray:
