@@ -69,8 +69,9 @@ def _member(ensemble: OracleScorer, k: int) -> OracleScorer:
     return OracleScorer.from_state(config, state).eval()
 
 
-def test_an_ensemble_averages_members_that_share_no_weight():
-    ensemble = OracleScorer(_config(members=2), seed=5).eval()
+@pytest.mark.parametrize("cosine_branch", [False, True])
+def test_an_ensemble_averages_members_that_share_no_weight(cosine_branch):
+    ensemble = OracleScorer(_config(members=2, cosine_branch=cosine_branch), seed=5).eval()
     members = [_member(ensemble, k) for k in range(2)]
     query, cands, clips = _clips(2), _clips(2, 6, seed=1), _clips(5, seed=2)
     enc = ensemble.encode(clips)
@@ -92,6 +93,28 @@ def test_an_ensemble_averages_members_that_share_no_weight():
     assert ensemble.encode_clips(clips[:0]).shape == (0, 2 * A, S, H)
     with pytest.raises(ValueError, match="members"):
         _config(members=0)
+
+
+def test_the_cosine_branch_adds_its_scaled_cosine_to_the_pair_logit():
+    plain = OracleScorer(_config(), seed=5).eval()
+    branched = OracleScorer(_config(cosine_branch=True), seed=5).eval()
+    clips = _clips(5)
+    enc = plain.encode(clips)
+    assert torch.equal(enc, branched.encode(clips))  # the branch is drawn after the rest
+    with torch.no_grad():
+        branched.cosine_scale.copy_(torch.tensor([0.5, 1.0, 2.0]))
+        scores, cosine = branched.member_outputs(enc[:2], enc[None])
+        plain_scores, no_cosine = plain.member_outputs(enc[:2], enc[None])
+    assert no_cosine is None and cosine.shape == scores.shape == (2, 5, 1, A)
+    torch.testing.assert_close(cosine[[0, 1], [0, 1]], torch.ones(2, 1, A))  # clip vs itself
+    assert cosine.abs().max() <= 1 + 1e-6 and (cosine < 1 - 1e-3).any()
+    shift = torch.nn.functional.softplus(torch.tensor([0.5, 1.0, 2.0])) * cosine
+    torch.testing.assert_close(scores, torch.sigmoid(torch.logit(plain_scores) + shift))
+    torch.testing.assert_close(branched.score_encoded(enc[:2], enc[None]), scores[:, :, 0])
+    state = state_dict_for_safetensors(branched)
+    assert {"cosine_scale", "embed_hidden.weight", "embed_out.bias"} <= set(state)
+    with pytest.raises(RuntimeError, match="Unexpected key"):
+        OracleScorer.from_state(_config(), state)  # a config without the branch refuses it
 
 
 def test_weights_combine_aspect_scores(model):

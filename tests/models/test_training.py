@@ -60,7 +60,7 @@ def problem():
     return clips, proxies, train, val
 
 
-def _model(members: int = 1) -> OracleScorer:
+def _model(members: int = 1, cosine_branch: bool = False) -> OracleScorer:
     config = OracleConfig(
         num_layers=L,
         dim=D,
@@ -71,25 +71,27 @@ def _model(members: int = 1) -> OracleScorer:
         hidden=8,
         num_proxy_features=[1, 1],
         members=members,
+        cosine_branch=cosine_branch,
     )
     return OracleScorer(config, seed=0)
 
 
-def _fit(problem, members: int = 1, **params):
+def _fit(problem, members: int = 1, cosine_branch: bool = False, **params):
     clips, proxies, train, val = problem
     settings = TrainParams(**({"batch_queries": 8, "num_threads": 1, "lr": 1e-2} | params))
-    model = _model(members)
+    model = _model(members, cosine_branch)
     return fit_oracle(model, train, val, clips.__getitem__, proxies, settings, progress=False)
 
 
-@pytest.mark.parametrize("members", [1, 3])
-def test_fit_oracle_learns_the_planted_aspects(problem, members):
+@pytest.mark.parametrize(("members", "cosine_branch"), [(1, False), (3, False), (1, True)])
+def test_fit_oracle_learns_the_planted_aspects(problem, members, cosine_branch):
     clips, _, _, val = problem
-    initial = evaluate_ndcg(_model(members), val, clips.__getitem__)
-    model, history = _fit(problem, members, epochs=4, patience=4)
+    initial = evaluate_ndcg(_model(members, cosine_branch), val, clips.__getitem__)
+    model, history = _fit(problem, members, cosine_branch, epochs=4, patience=4)
     final = evaluate_ndcg(model, val, clips.__getitem__)
     assert [h["epoch"] for h in history] == list(range(1, 5))
-    assert all(set(h) == HISTORY_KEYS for h in history)
+    branch_loss = {"loss_cosine_ranking"} if cosine_branch else set()
+    assert all(set(h) == HISTORY_KEYS | branch_loss for h in history)
     assert final == pytest.approx(max(h["val_ndcg@10"] for h in history))
     assert final > max(initial + 0.1, 0.85), (initial, final)
     assert history[-1]["loss_aspect"] < history[0]["loss_aspect"]

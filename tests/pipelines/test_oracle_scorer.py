@@ -177,3 +177,26 @@ def test_failed_gate_stops_the_run_and_keeps_the_report(make_project) -> None:
     assert report["gate"]["status"] == "failed"
     json.dumps(report)  # plain JSON
     assert np.isfinite(report["splits"]["val"]["systems"]["oracle"]["clip_to_clip"]["mrr"])
+
+
+def test_the_cosine_branch_is_trained_saved_and_reloaded_from_conf(make_project) -> None:
+    project = make_project(
+        {
+            "oracle_scorer": {
+                "model": {"cosine_branch": True},
+                "training": {"epochs": 2},
+                "gate": {"fail_on_gate": False},
+            }
+        }
+    )
+    project.run("synthetic_data", "labels_and_splits", "oracle_scorer")
+    config = project.load("oracle_config")
+    assert config["cosine_branch"] is True
+    history = project.load("oracle_training_metadata")["history"]
+    assert [np.isfinite(h["loss_cosine_ranking"]) for h in history] == [True, True]
+    model = _load_model(project)
+    assert model.cosine_scale.shape == (len(config["aspects"]),)
+    shape = (config["clip_segments"], config["num_layers"], config["dim"])
+    _, per_aspect = model(torch.randn(1, *shape), torch.randn(1, 4, *shape))
+    assert per_aspect.shape == (1, 4, len(config["aspects"]))
+    assert project.load("oracle_eval_report")["splits"]["val"]["systems"]["oracle"]

@@ -11,6 +11,12 @@ Slow, pairwise and aspect-controllable: the quality reference and the distillati
   alignment of the query's segments over the candidate's and back (aligned dot products
   and distances, computed from ``S×S`` Gram matrices so the per-pair cost stays small) —
   then an MLP per aspect and a sigmoid: ``s_a ∈ [0, 1]``.
+* ``config.cosine_branch`` adds a bi-encoder branch per aspect: an embedding of each
+  clip's statistics on its own (an MLP to unit length, as the projection head pools), whose
+  cosine, scaled by a learned ``softplus(γ_a)``, is added to the pair MLP's logit. Trained
+  with a listwise loss of its own (``member_outputs``), it ranks by a metric, which holds at
+  the edges of the training data where the pair MLP's fit does not
+  (docs/oracle_scorer.md, "The cosine branch").
 * ``predict_proxies``: auxiliary linear head predicting each clip's standardised proxy
   features from its own aspect's statistics, so aspect ``a``'s encoding must carry
   aspect ``a``.
@@ -56,12 +62,14 @@ class OracleConfig(EncoderConfig):
     ``clip_proxy_features`` columns predicted by the auxiliary head are grouped by aspect in
     ``aspects`` order, ``num_proxy_features[a]`` columns for aspect ``a`` (``None`` = none).
     ``members`` independently initialised scorers are averaged (1 = a single scorer).
+    ``cosine_branch`` adds the bi-encoder branch to every head.
     """
 
     num_proxy_features: list[int] | None = None
     track_aggregation: str = "topk_mean"
     track_topk: int = 2
     members: int = 1
+    cosine_branch: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -147,6 +155,12 @@ class OracleScorer(SegmentEncoder):
             self.pair_hidden = AspectLinear(heads, 6 * hidden + NUM_ALIGNMENT_FEATURES, hidden)
             self.pair_out = AspectLinear(heads, hidden, 1)
             self.proxy_head = AspectLinear(heads, 3 * hidden, max(counts)) if sum(counts) else None
+            if config.cosine_branch:
+                self.embed_hidden = AspectLinear(heads, 3 * hidden, hidden)
+                self.embed_out = AspectLinear(heads, hidden, hidden)
+                # softplus(γ) starts at 1, so the pair MLP leads from the start (at 5 it
+                # trained worse: docs/oracle_scorer.md, "The cosine branch")
+                self.cosine_scale = nn.Parameter(torch.full((heads,), math.log(math.expm1(1.0))))
         # Output column j of a member's proxies = row-major position of (aspect, feature) in
         # the member's [A, max(counts)] block of the head's output.
         columns = [a * max(counts) + f for a, n in enumerate(counts) for f in range(n)]
@@ -172,6 +186,20 @@ class OracleScorer(SegmentEncoder):
 
     def score_members(self, query_enc: Tensor, cand_enc: Tensor) -> Tensor:
         """Each member's per-aspect similarities ``[Bq, C, K, A]`` (``score_encoded``'s args)."""
+        return self.member_outputs(query_enc, cand_enc)[0]
+
+    def embed_statistics(self, stats: Tensor) -> Tensor:
+        """The cosine branch's unit embeddings: statistics ``[..., K·A, 3H]`` → ``[..., K·A, H]``."""
+        hidden = nn.functional.gelu(self.embed_hidden(stats))
+        return nn.functional.normalize(self.embed_out(hidden), dim=-1, eps=1e-6)
+
+    def member_outputs(self, query_enc: Tensor, cand_enc: Tensor) -> tuple[Tensor, Tensor | None]:
+        """``score_members`` and, with the cosine branch, its cosines on their own.
+
+        Returns:
+            Each member's per-aspect similarities ``[Bq, C, K, A]``, and the branch's
+            cosines ``[Bq, C, K, A]`` in [-1, 1] (``None`` without the branch).
+        """
         if cand_enc.shape[0] == 1:
             cross = torch.einsum("qash,cath->qcast", query_enc, cand_enc[0])
         elif cand_enc.shape[0] == query_enc.shape[0]:
@@ -193,8 +221,17 @@ class OracleScorer(SegmentEncoder):
             dim=-1,
         )
         hidden = nn.functional.gelu(self.pair_hidden(features))
-        scores = torch.sigmoid(self.pair_out(hidden).squeeze(-1))  # [Bq, C, K·A]
-        return scores.unflatten(-1, (self.num_members, self.num_aspects))
+        logits = self.pair_out(hidden).squeeze(-1)  # [Bq, C, K·A]
+        cosine = None
+        if self.config.cosine_branch:
+            q_embedded, c_embedded = self.embed_statistics(q_stats), self.embed_statistics(c_stats)
+            cosine = (q_embedded * c_embedded).sum(-1).expand(logits.shape)
+            logits = logits + nn.functional.softplus(self.cosine_scale) * cosine
+        per_member = (self.num_members, self.num_aspects)
+        return (
+            torch.sigmoid(logits).unflatten(-1, per_member),
+            None if cosine is None else cosine.unflatten(-1, per_member),
+        )
 
     def aspect_weights(
         self, weights: Tensor | np.ndarray | None, num_queries: int | None

@@ -113,7 +113,7 @@ class TrainParams:
     lr: float = 2e-3
     weight_decay: float = 1e-4
     loss_weights: dict[str, float] = field(
-        default_factory=lambda: {"ranking": 1.0, "aspect": 1.0, "proxy": 0.2}
+        default_factory=lambda: {"ranking": 1.0, "aspect": 1.0, "proxy": 0.2, "cosine_ranking": 1.0}
     )
     patience: int = 5
     start_from_epoch: int = 0

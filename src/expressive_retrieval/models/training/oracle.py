@@ -133,7 +133,8 @@ def fit_oracle(
         enc = model.encode(as_float_tensor(load_clips(rows)))
         # Each member's lists stacked member-major: [K·Bq, C(, A)], so every member learns
         # from its own scores, not from the average (the losses average over the members).
-        per_aspect = model.score_members(enc[query_pos], enc[cand_pos]).movedim(2, 0).flatten(0, 1)
+        scores, cosine = model.member_outputs(enc[query_pos], enc[cand_pos])
+        per_aspect = scores.movedim(2, 0).flatten(0, 1)
         mask = torch.from_numpy(train.valid[lists]).repeat(members, 1)
         relevance = torch.from_numpy(train.relevance[lists]).repeat(members, 1)
         targets = torch.from_numpy(train.targets[lists]).float().repeat(members, 1, 1)
@@ -141,6 +142,9 @@ def fit_oracle(
             "ranking": ranking_loss(model.combine(per_aspect), relevance, mask),
             "aspect": aspect_loss(per_aspect, targets, mask),
         }
+        if cosine is not None:  # the branch must rank on its own, not only inside the sum
+            branch = model.combine(cosine.movedim(2, 0).flatten(0, 1))
+            losses["cosine_ranking"] = ranking_loss(branch, relevance, mask)
         losses["proxy"] = (
             proxy_loss(model.member_proxies(enc), proxies[rows, None].expand(-1, members, -1))
             if proxies is not None
